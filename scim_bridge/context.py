@@ -1,0 +1,34 @@
+"""Who is asking, and under which request id: carried to the audit log without threading it through calls."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str | None = None
+    actor: str | None = None
+    source: str | None = None
+
+
+_NOBODY = RequestContext()
+_current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "scim_bridge_request_context", default=None
+)
+
+
+def current() -> RequestContext:
+    return _current.get() or _NOBODY
+
+
+@contextmanager
+def bound(context: RequestContext) -> Iterator[RequestContext]:
+    token = _current.set(context)
+    try:
+        yield context
+    finally:
+        _current.reset(token)
