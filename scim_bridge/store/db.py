@@ -1,0 +1,118 @@
+"""The database connection and its transactions.
+
+SQLite is the embedded default and PostgreSQL serves several instances. SQLite runs in WAL mode
+with a busy timeout, and write transactions start with ``BEGIN IMMEDIATE`` so that two gunicorn
+workers never both read, then both try to upgrade to a write lock (which SQLite resolves by failing
+one of them with "database is locked"). On PostgreSQL, writers lock the rows they read for update.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy import Engine
+from sqlalchemy import create_engine
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass
+class Change:
+    """One resource written in a transaction, with its state before, so a rejected write can be undone."""
+
+    resource_type: str
+    resource_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass
+class Transaction:
+    """The unit of work of one request: a connection, and what it changed."""
+
+    connection: Connection
+    write: bool
+    changes: list[Change] = field(default_factory=list)
+    job_keys: list[str] = field(default_factory=list)
+
+
+_current: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
+    "scim_bridge_transaction", default=None
+)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (the pysqlite driver would defer it).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """An engine plus the transaction discipline every part of the bridge uses."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            # One connection per checkout: SQLite connections are cheap and must not cross threads.
+            self.engine = create_engine(url, poolclass=NullPool)
+            _configure_sqlite(self.engine)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[Transaction]:
+        """Open a transaction, or join the one already open in this context.
+
+        It commits when the block ends normally and rolls back on an exception. A joined
+        transaction commits with the outer one.
+        """
+        outer = _current.get()
+        if outer is not None:
+            if write and not outer.write:
+                raise RuntimeError("a write cannot join a read-only transaction")
+            yield outer
+            return
+        engine = self.engine
+        if write and self.is_sqlite:
+            engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+        with engine.connect() as connection, connection.begin():
+            tx = Transaction(connection=connection, write=write)
+            token = _current.set(tx)
+            try:
+                yield tx
+            finally:
+                _current.reset(token)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def current_transaction() -> Transaction:
+    """The transaction of this context; storage methods run inside one."""
+    tx = _current.get()
+    if tx is None:
+        raise RuntimeError("no transaction is open")
+    return tx

@@ -1,0 +1,233 @@
+"""The durable queue of reconcile work.
+
+A job names an entity ("make GitLab agree with the store for user U"), never a call. There is one
+row per entity: enqueuing again bumps its ``generation`` instead of adding a row, so pending work
+coalesces. A runner claims a job with a lease; a crashed runner's lease simply expires. A run that
+finishes completes the job only if no newer write bumped the generation meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+
+from sqlalchemy import and_
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
+
+from scim_bridge import clock
+from scim_bridge.store.db import Database
+from scim_bridge.store.db import current_transaction
+from scim_bridge.store.schema import jobs
+
+PENDING = "pending"
+PARKED = "parked"
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    key: str
+    kind: str
+    entity_id: str
+    generation: int
+    state: str
+    attempts: int
+    run_after: datetime
+    last_error: str | None
+
+
+def job_key(kind: str, entity_id: str) -> str:
+    return f"{kind}:{entity_id}"
+
+
+def _job(row: object) -> Job:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return Job(
+        id=mapping["id"],
+        key=mapping["key"],
+        kind=mapping["kind"],
+        entity_id=mapping["entity_id"],
+        generation=mapping["generation"],
+        state=mapping["state"],
+        attempts=mapping["attempts"],
+        run_after=clock.aware(mapping["run_after"]),  # type: ignore[arg-type]
+        last_error=mapping["last_error"],
+    )
+
+
+def enqueue(kind: str, entity_id: str) -> str:
+    """Ask for a reconcile of one entity, inside the writer's transaction; returns the job key.
+
+    A parked job is revived: a new write is a new chance for it to succeed.
+    """
+    tx = current_transaction()
+    key = job_key(kind, entity_id)
+    now = clock.now()
+    bumped = tx.connection.execute(
+        update(jobs)
+        .where(jobs.c.key == key)
+        .values(
+            generation=jobs.c.generation + 1,
+            state=PENDING,
+            run_after=now,
+            attempts=0,
+            updated_at=now,
+        )
+    ).rowcount
+    if not bumped:
+        tx.connection.execute(
+            insert(jobs).values(
+                key=key,
+                kind=kind,
+                entity_id=entity_id,
+                generation=1,
+                state=PENDING,
+                attempts=0,
+                run_after=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    if key not in tx.job_keys:
+        tx.job_keys.append(key)
+    return key
+
+
+class JobQueue:
+    """Claiming, finishing and inspecting jobs, each in a short transaction of its own."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _claimable(self, now: datetime):  # type: ignore[no-untyped-def]
+        return and_(
+            jobs.c.state == PENDING,
+            or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now),
+        )
+
+    def claim(self, key: str, owner: str, lease_seconds: float) -> Job | None:
+        """Claim one job by key whatever its schedule (an inline run), or None when it is leased."""
+        now = clock.now()
+        with self.db.transaction(write=True) as tx:
+            statement = select(jobs).where(jobs.c.key == key, self._claimable(now))
+            if not self.db.is_sqlite:
+                statement = statement.with_for_update(skip_locked=True)
+            row = tx.connection.execute(statement).first()
+            if row is None:
+                return None
+            tx.connection.execute(
+                update(jobs)
+                .where(jobs.c.id == row.id)
+                .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+            )
+            return _job(row)
+
+    def claim_due(self, owner: str, lease_seconds: float, limit: int = 10) -> list[Job]:
+        """Claim the jobs whose time has come, oldest first; several workers never get the same one."""
+        now = clock.now()
+        with self.db.transaction(write=True) as tx:
+            statement = (
+                select(jobs)
+                .where(self._claimable(now), jobs.c.run_after <= now)
+                .order_by(jobs.c.run_after, jobs.c.id)
+                .limit(limit)
+            )
+            if not self.db.is_sqlite:
+                statement = statement.with_for_update(skip_locked=True)
+            rows = tx.connection.execute(statement).all()
+            if rows:
+                tx.connection.execute(
+                    update(jobs)
+                    .where(jobs.c.id.in_([row.id for row in rows]))
+                    .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+                )
+            return [_job(row) for row in rows]
+
+    def complete(self, job: Job) -> bool:
+        """Finish a job; if a newer write came meanwhile, release it to run again instead."""
+        with self.db.transaction(write=True) as tx:
+            deleted = tx.connection.execute(
+                delete(jobs).where(jobs.c.id == job.id, jobs.c.generation == job.generation)
+            ).rowcount
+            if not deleted:
+                tx.connection.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job.id)
+                    .values(lease_owner=None, lease_until=None, run_after=clock.now())
+                )
+            return bool(deleted)
+
+    def retry_later(self, job: Job, delay_seconds: float, error: str) -> None:
+        """Release a job to run again after a delay, remembering why it failed."""
+        now = clock.now()
+        with self.db.transaction(write=True) as tx:
+            tx.connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job.id)
+                .values(
+                    attempts=jobs.c.attempts + 1,
+                    run_after=now + timedelta(seconds=delay_seconds),
+                    lease_owner=None,
+                    lease_until=None,
+                    last_error=error,
+                    updated_at=now,
+                )
+            )
+
+    def park(self, job: Job, error: str) -> None:
+        """Stop retrying a job that cannot succeed as things are; it stays visible until retried."""
+        now = clock.now()
+        with self.db.transaction(write=True) as tx:
+            tx.connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job.id, jobs.c.generation == job.generation)
+                .values(
+                    state=PARKED,
+                    attempts=jobs.c.attempts + 1,
+                    lease_owner=None,
+                    lease_until=None,
+                    last_error=error,
+                    updated_at=now,
+                )
+            )
+            # A newer write arrived during the run: it deserves a fresh attempt, not parking.
+            tx.connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job.id, jobs.c.generation != job.generation)
+                .values(lease_owner=None, lease_until=None, run_after=now)
+            )
+
+    def retry_parked(self, key: str | None = None) -> int:
+        """Put parked jobs (one, or all) back in the queue; returns how many."""
+        now = clock.now()
+        with self.db.transaction(write=True) as tx:
+            statement = update(jobs).where(jobs.c.state == PARKED)
+            if key is not None:
+                statement = statement.where(jobs.c.key == key)
+            return tx.connection.execute(
+                statement.values(state=PENDING, attempts=0, run_after=now, updated_at=now)
+            ).rowcount
+
+    def list(self) -> list[Job]:
+        with self.db.transaction(write=False) as tx:
+            rows = tx.connection.execute(select(jobs).order_by(jobs.c.id)).all()
+        return [_job(row) for row in rows]
+
+    def get(self, key: str) -> Job | None:
+        with self.db.transaction(write=False) as tx:
+            row = tx.connection.execute(select(jobs).where(jobs.c.key == key)).first()
+        return _job(row) if row is not None else None
+
+    def pending_count(self) -> int:
+        with self.db.transaction(write=False) as tx:
+            return int(
+                tx.connection.execute(
+                    select(func.count()).select_from(jobs).where(jobs.c.state == PENDING)
+                ).scalar_one()
+            )

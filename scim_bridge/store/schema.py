@@ -1,0 +1,99 @@
+"""The tables of the store. Alembic migrations in ``migrations/`` create and evolve them.
+
+Each SCIM resource is kept whole (``data``) so a GET returns exactly what Entra wrote; the columns
+beside it are the indexed values that filters and uniqueness checks need.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON
+from sqlalchemy import Boolean
+from sqlalchemy import Column
+from sqlalchemy import DateTime
+from sqlalchemy import Integer
+from sqlalchemy import MetaData
+from sqlalchemy import String
+from sqlalchemy import Table
+from sqlalchemy import Text
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_name", Text, nullable=False),
+    # userName folded for comparison (NFC, lower case): uniqueness and filters are case-insensitive.
+    Column("user_name_key", Text, nullable=False, unique=True),
+    Column("external_id", Text, nullable=True, index=True),
+    Column("active", Boolean, nullable=True),
+    Column("data", JsonDocument, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+# What the bridge knows of a user's GitLab account. It outlives the SCIM resource, so that the
+# delete policy can still be applied to the account after Entra deleted the user.
+user_links = Table(
+    "user_links",
+    metadata,
+    Column("user_id", String(36), primary_key=True),
+    Column("gitlab_user_id", Integer, nullable=True, index=True),
+    Column("gitlab_username", Text, nullable=True),
+    # The SCIM userName the GitLab username was derived from: a rename happens only when it changes.
+    Column("source_user_name", Text, nullable=True),
+    Column("origin", String(16), nullable=True),  # created | adopted
+    Column("retired_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # One row per entity: pending work for the same entity coalesces into it.
+    Column("key", String(128), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("entity_id", String(64), nullable=False),
+    # Bumped by every enqueue, so a run that started before a newer write does not complete it.
+    Column("generation", Integer, nullable=False, default=1),
+    Column("state", String(16), nullable=False, index=True),  # pending | parked
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("run_after", DateTime(timezone=True), nullable=False, index=True),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("request_id", String(128), nullable=True),
+    Column("actor", Text, nullable=True),
+    Column("source", Text, nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target", Text, nullable=True),
+    Column("detail", JsonDocument, nullable=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    # The public half of the secret, used to find the row; the secret itself is only hashed.
+    Column("lookup", String(32), nullable=False, unique=True),
+    Column("secret_hash", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+)

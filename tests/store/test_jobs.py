@@ -1,0 +1,103 @@
+"""The job queue: coalescing, exclusive claims, leases, retries and parking."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from scim_bridge import clock
+from scim_bridge.store import jobs as job_module
+from scim_bridge.store import migrate
+from scim_bridge.store.db import Database
+from scim_bridge.store.jobs import JobQueue
+from scim_bridge.store.schema import jobs
+
+
+@pytest.fixture
+def db(database_url: str) -> Any:
+    database = Database(database_url)
+    migrate.upgrade(database)
+    yield database
+    database.dispose()
+
+
+def enqueue(db: Database, entity: str = "u1") -> str:
+    with db.transaction(write=True):
+        return job_module.enqueue("user", entity)
+
+
+def test_enqueue_coalesces_per_entity(db: Database) -> None:
+    queue = JobQueue(db)
+    for _ in range(3):
+        enqueue(db)
+    enqueue(db, "u2")
+    listed = queue.list()
+    assert [job.key for job in listed] == ["user:u1", "user:u2"]
+    assert listed[0].generation == 3
+
+
+def test_enqueue_rolls_back_with_the_write(db: Database) -> None:
+    with pytest.raises(RuntimeError), db.transaction(write=True):
+        job_module.enqueue("user", "u1")
+        raise RuntimeError("the resource write failed")
+    assert JobQueue(db).list() == []
+
+
+def test_a_claimed_job_is_not_claimed_twice_until_its_lease_expires(db: Database) -> None:
+    queue = JobQueue(db)
+    enqueue(db)
+    first = queue.claim_due("worker-a", lease_seconds=60)
+    assert [job.key for job in first] == ["user:u1"]
+    assert queue.claim_due("worker-b", lease_seconds=60) == []
+    assert queue.claim("user:u1", "inline", lease_seconds=60) is None
+    with db.transaction(write=True) as tx:
+        tx.connection.execute(update(jobs).values(lease_until=clock.now() - timedelta(seconds=1)))
+    assert [job.key for job in queue.claim_due("worker-b", lease_seconds=60)] == ["user:u1"]
+
+
+def test_complete_keeps_a_job_that_a_newer_write_bumped(db: Database) -> None:
+    queue = JobQueue(db)
+    enqueue(db)
+    (job,) = queue.claim_due("w", lease_seconds=60)
+    enqueue(db)  # the user changed again while the job ran
+    assert queue.complete(job) is False
+    (again,) = queue.claim_due("w", lease_seconds=60)
+    assert again.generation == job.generation + 1
+    assert queue.complete(again) is True
+    assert queue.list() == []
+
+
+def test_retry_later_delays_and_counts_attempts(db: Database) -> None:
+    queue = JobQueue(db)
+    enqueue(db)
+    (job,) = queue.claim_due("w", lease_seconds=60)
+    queue.retry_later(job, 3600, "GitLab: 503")
+    assert queue.claim_due("w", lease_seconds=60) == []
+    (waiting,) = queue.list()
+    assert waiting.attempts == 1 and waiting.last_error == "GitLab: 503"
+    assert waiting.run_after > clock.now() + timedelta(minutes=59)
+
+
+def test_parked_jobs_are_kept_visible_and_can_be_retried(db: Database) -> None:
+    queue = JobQueue(db)
+    enqueue(db)
+    (job,) = queue.claim_due("w", lease_seconds=60)
+    queue.park(job, "GitLab refused: email taken")
+    assert queue.claim_due("w", lease_seconds=60) == []
+    (parked,) = queue.list()
+    assert parked.state == "parked"
+    assert queue.retry_parked() == 1
+    assert [j.key for j in queue.claim_due("w", lease_seconds=60)] == ["user:u1"]
+
+
+def test_a_new_write_revives_a_parked_job(db: Database) -> None:
+    queue = JobQueue(db)
+    enqueue(db)
+    (job,) = queue.claim_due("w", lease_seconds=60)
+    queue.park(job, "refused")
+    enqueue(db)
+    (revived,) = queue.list()
+    assert revived.state == "pending" and revived.attempts == 0
