@@ -1,0 +1,61 @@
+"""`GitLab`: the bridge's one handle on a GitLab instance (users, groups, members managers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scim_bridge.gitlab.groups import GroupManager
+from scim_bridge.gitlab.members import MemberManager
+from scim_bridge.gitlab.transport import OnCall
+from scim_bridge.gitlab.transport import Transport
+from scim_bridge.gitlab.transport import as_dict
+from scim_bridge.gitlab.types import GitLabUser
+from scim_bridge.gitlab.users import UserManager
+
+
+class GitLab:
+    """Real calls through python-gitlab; safe to share between threads (one session each).
+
+    Every HTTP call is reported to `on_call` as a CallRecord; the token never appears in
+    records, logs or error messages.
+    """
+
+    dry_run: bool = False
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        on_call: OnCall | None = None,
+    ) -> None:
+        self._transport = Transport(url, token, timeout=timeout, on_call=on_call)
+        self.users = UserManager(self._transport)
+        self.groups = GroupManager(self._transport)
+        self.members = MemberManager(self._transport)
+
+    @property
+    def url(self) -> str:
+        return self._transport.url
+
+    def metadata(self) -> dict[str, Any]:
+        """`GET /metadata`: `version`, `revision`, `enterprise` (EE codebase) (gitlab.md §6)."""
+        return as_dict(self._transport.call(lambda gl: gl.http_get("/metadata")))
+
+    def current_user(self) -> GitLabUser:
+        """`GET /user`: the token's user (`is_admin` is only present for admins)."""
+        data = self._transport.call(lambda gl: gl.http_get("/user"))
+        return GitLabUser.from_api(as_dict(data))
+
+    def token_info(self) -> dict[str, Any]:
+        """`GET /personal_access_tokens/self`: `scopes`, `active`, `expires_at`, `user_id`."""
+        data = self._transport.call(lambda gl: gl.http_get("/personal_access_tokens/self"))
+        return as_dict(data)
+
+    def close(self) -> None:
+        """Close the calling thread's HTTP session."""
+        self._transport.close()
+
+    def __repr__(self) -> str:
+        return f"GitLab({self.url!r})"

@@ -1,0 +1,159 @@
+"""The HTTP side: one python-gitlab client per thread, and a CallRecord for every request.
+
+`requests.Session` is not thread-safe (gitlab.md §2.5), so each thread gets its own client.
+python-gitlab never retries or sleeps here (no 429 or transient retries, gitlab.md §2.2): the
+bridge's worker owns retries and backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from typing import TypeVar
+from urllib.parse import parse_qsl
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+
+import gitlab
+import requests
+
+from scim_bridge.gitlab.errors import GitLabError
+from scim_bridge.gitlab.translate import TRANSLATED
+from scim_bridge.gitlab.translate import translate
+from scim_bridge.gitlab.types import CallRecord
+
+T = TypeVar("T")
+OnCall = Callable[[CallRecord], None]
+log = logging.getLogger(__name__)
+
+PER_PAGE = 100  # GitLab's maximum (gitlab.md §1.11)
+# Query parameters that could carry a credential; never put into a CallRecord.
+SECRET_PARAMS = frozenset({"private_token", "access_token", "job_token", "token", "password"})
+
+
+class _NoRetryGitlab(gitlab.Gitlab):
+    """python-gitlab with its own 429/5xx retries (which sleep in the caller) switched off."""
+
+    def http_request(self, verb: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["obey_rate_limit"] = False
+        kwargs["retry_transient_errors"] = False
+        return super().http_request(verb, path, *args, **kwargs)
+
+
+class _RecordingSession(requests.Session):
+    """Reports every request it sends, and keeps the last answer for its headers."""
+
+    def __init__(self, report: Callable[[str, str, int | None, str, float], None]) -> None:
+        super().__init__()
+        self._report = report
+        self.last_response: requests.Response | None = None
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        verb = method.decode() if isinstance(method, bytes) else method
+        self.last_response = None
+        started = time.perf_counter()
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            outcome = "timeout" if isinstance(exc, requests.Timeout) else "connection-error"
+            target = requests.Request(verb, url, params=kwargs.get("params")).prepare().url
+            self._report(verb, target or str(url), None, outcome, started)
+            raise
+        self.last_response = response
+        ok = 200 <= response.status_code < 300
+        outcome = "ok" if ok else f"error:{response.status_code}"
+        self._report(verb, response.request.url or str(url), response.status_code, outcome, started)
+        return response
+
+
+class Transport:
+    """Runs an action with the calling thread's client and translates what it raises."""
+
+    def __init__(self, url: str, token: str, *, timeout: float, on_call: OnCall | None) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._token = token
+        self._on_call = on_call
+        self._local = threading.local()
+        self._api_prefix = urlsplit(self.url).path.rstrip("/") + "/api/v4"
+
+    def call(self, action: Callable[[gitlab.Gitlab], T]) -> T:
+        """`action(client)`; python-gitlab and requests errors come out as GitLabErrors."""
+        client = self.client()
+        try:
+            return action(client)
+        except TRANSLATED as exc:
+            session: _RecordingSession = self._local.session
+            raise translate(exc, session.last_response) from exc
+
+    def client(self) -> gitlab.Gitlab:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            session = _RecordingSession(self._report)
+            client = _NoRetryGitlab(
+                self.url,
+                private_token=self._token,
+                timeout=self.timeout,
+                retry_transient_errors=False,
+                keep_base_url=True,
+                session=session,
+            )
+            self._local.client = client
+            self._local.session = session
+        return client
+
+    def close(self) -> None:
+        """Close this thread's session (other threads keep theirs)."""
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            client.session.close()
+            del self._local.client
+            del self._local.session
+
+    def _report(
+        self, method: str, url: str, status: int | None, outcome: str, started: float
+    ) -> None:
+        if self._on_call is None:
+            return
+        record = CallRecord(
+            method=method.upper(),
+            path=self._audit_path(url),
+            status=status,
+            outcome=outcome,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+            planned=False,
+        )
+        try:
+            self._on_call(record)
+        except Exception:
+            # The GitLab call already happened; failing it now would make the caller
+            # repeat a write that succeeded. The audit sink's fault is logged instead.
+            log.exception("on_call failed for %s %s", record.method, record.path)
+
+    def _audit_path(self, url: str) -> str:
+        """Path relative to /api/v4, with its query minus credential-like parameters."""
+        parts = urlsplit(url)
+        path = parts.path
+        if path.startswith(self._api_prefix):
+            path = path[len(self._api_prefix) :] or "/"
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k.lower() not in SECRET_PARAMS]
+        text = f"{path}?{urlencode(query, safe='[]@,')}" if query else path
+        return text.replace(self._token, "[redacted]") if self._token else text
+
+
+def as_dict(data: Any) -> dict[str, Any]:
+    """A JSON object answer; anything else means GitLab (or a proxy) answered oddly."""
+    if not isinstance(data, dict):
+        raise GitLabError(f"unexpected answer from GitLab: {type(data).__name__}")
+    return data
+
+
+def list_rows(
+    gl: gitlab.Gitlab, path: str, query: dict[str, Any], *, get_all: bool
+) -> list[dict[str, Any]]:
+    """All pages (`get_all`, following `Link: rel="next"`) or only the first; 100 per page."""
+    rows = gl.http_list(path, query_data={**query, "per_page": PER_PAGE}, get_all=get_all)
+    return [dict(row) for row in rows]

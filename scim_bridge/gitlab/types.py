@@ -1,0 +1,87 @@
+"""Plain values the GitLab module returns: users, identities, groups, members, call records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Identity:
+    provider: str
+    extern_uid: str
+
+
+@dataclass(frozen=True)
+class GitLabUser:
+    id: int
+    username: str
+    email: str
+    name: str
+    state: str
+    is_admin: bool
+    identities: tuple[Identity, ...] = ()
+
+    def identity(self, provider: str) -> Identity | None:
+        """The user's identity for an OmniAuth provider (GitLab keeps at most one per provider)."""
+        return next((i for i in self.identities if i.provider == provider), None)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> GitLabUser:
+        """From a `UserWithAdmin` entity; missing admin-only fields read as empty/False."""
+        return cls(
+            id=int(data["id"]),
+            username=str(data["username"]),
+            email=str(data.get("email") or ""),
+            name=str(data.get("name") or ""),
+            state=str(data.get("state") or ""),
+            is_admin=bool(data.get("is_admin", False)),
+            identities=tuple(
+                Identity(provider=str(i["provider"]), extern_uid=str(i["extern_uid"]))
+                for i in data.get("identities") or ()
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class GitLabGroup:
+    id: int
+    full_path: str
+    name: str
+    parent_id: int | None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> GitLabGroup:
+        parent_id = data.get("parent_id")
+        return cls(
+            id=int(data["id"]),
+            full_path=str(data["full_path"]),
+            name=str(data["name"]),
+            parent_id=int(parent_id) if parent_id is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: int
+    access_level: int
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Member:
+        return cls(user_id=int(data["id"]), access_level=int(data["access_level"]))
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One HTTP call to GitLab (or one planned call in dry-run), for the audit log.
+
+    `path` is relative to `/api/v4` and never holds the token; bodies are left out (the
+    caller audits attribute changes itself).
+    """
+
+    method: str
+    path: str
+    status: int | None
+    outcome: str  # "ok" | "error:<status>" | "timeout" | "connection-error" | "planned"
+    duration_ms: float
+    planned: bool
