@@ -1,0 +1,183 @@
+"""The SCIM endpoints on Flask: scim2-server's handler inside one store transaction per request.
+
+The order of a write is what makes it safe (DESIGN.md 2-3): validate, write the resource, its audit
+event and its reconcile job in one transaction, commit, and only then let the target catch up within
+the request's deadline. A write the target refuses for good is undone and answered as a SCIM error,
+so Entra never holds an acknowledgement the bridge could not honour.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from http import HTTPStatus
+from typing import Protocol
+
+from flask import Blueprint
+from flask import Response
+from flask import request
+from scim2_models import Error
+from scim2_models import SCIMException
+from scim2_server.handler import ScimHandler
+from scim2_server.requests import ScimRequest
+from scim2_server.responses import ScimResponse
+from scim2_server.routing import ROUTES
+from scim2_server.routing import Route
+from werkzeug.exceptions import HTTPException
+
+from scim_bridge import context
+from scim_bridge.scim.service import BridgeScimService
+from scim_bridge.store.db import Change
+from scim_bridge.store.db import Transaction
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/scim/v2"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+REQUEST_ID_HEADERS = ("client-request-id", "X-Request-Id")
+
+
+class WriteRejected(Exception):
+    """The target refused a write for good; Entra must be told, and the write undone."""
+
+    def __init__(self, status: int, scim_type: str | None, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.scim_type = scim_type
+        self.detail = detail
+
+    def to_error(self) -> Error:
+        return Error(status=self.status, scim_type=self.scim_type, detail=self.detail)
+
+
+class Committed(Protocol):
+    """Called after a write committed; may raise :class:`WriteRejected`."""
+
+    def __call__(self, changes: list[Change], job_keys: list[str]) -> None: ...
+
+
+class Reverter(Protocol):
+    def __call__(self, changes: list[Change], reason: str) -> None: ...
+
+
+class Authenticator(Protocol):
+    """Returns the verified caller's name, or raises ``UnauthorizedException``."""
+
+    def __call__(self, authorization: str | None) -> str: ...
+
+
+def _request_id() -> str:
+    for header in REQUEST_ID_HEADERS:
+        value = request.headers.get(header)
+        if value and len(value) <= 128 and value.isprintable():
+            return value
+    return str(uuid.uuid4())
+
+
+class ScimEndpoints:
+    """Wires a handler, the store's transactions, authentication and the after-commit step."""
+
+    def __init__(
+        self,
+        handler: ScimHandler,
+        *,
+        transaction: Callable[[bool], AbstractContextManager[Transaction]],
+        authenticate: Authenticator,
+        committed: Committed,
+        revert: Reverter,
+    ) -> None:
+        self.handler = handler
+        self.service: BridgeScimService = handler.service  # type: ignore[assignment]
+        self.transaction = transaction
+        self.authenticate = authenticate
+        self.committed = committed
+        self.revert = revert
+
+    def blueprint(self) -> Blueprint:
+        blueprint = Blueprint("scim", __name__, url_prefix=URL_PREFIX)
+        for route in ROUTES:
+            blueprint.add_url_rule(
+                _flask_rule(route), route.name, self._view, methods=[route.method]
+            )
+        methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        blueprint.add_url_rule("/", "fallback", self._view, methods=methods)
+        blueprint.add_url_rule("/<path:_path>", "fallback", self._view, methods=methods)
+        return blueprint
+
+    def _view(self, **_kwargs: str) -> Response:
+        request_id = _request_id()
+        source = request.remote_addr
+        with context.bound(context.RequestContext(request_id=request_id, source=source)):
+            response = self._respond(request_id, source)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    def _respond(self, request_id: str, source: str | None) -> Response:
+        try:
+            actor = self.authenticate(request.headers.get("Authorization"))
+        except SCIMException as error:
+            return _to_flask(self.service.error_response(error))
+        with context.bound(context.RequestContext(request_id, actor, source)):
+            try:
+                return _to_flask(self._serve(self._read()))
+            except SCIMException as error:
+                return _to_flask(self.service.error_response(error))
+            except WriteRejected as rejection:
+                return _to_flask(_error_response(rejection.to_error()))
+            except HTTPException as error:
+                return _to_flask(
+                    _error_response(Error(status=error.code, detail=error.description))
+                )
+            except Exception:
+                log.exception("unexpected error serving %s %s", request.method, request.path)
+                return _to_flask(_error_response(Error(status=500, detail="Internal server error")))
+
+    def _read(self) -> ScimRequest:
+        return ScimRequest(
+            method=request.method,
+            base_url=request.host_url.rstrip("/") + URL_PREFIX,
+            path=request.path.removeprefix(URL_PREFIX),
+            query=request.args.to_dict(),
+            headers=list(request.headers.items()),
+            body=request.get_data(),
+        )
+
+    def _serve(self, scim_request: ScimRequest) -> ScimResponse:
+        write = scim_request.method.upper() in WRITE_METHODS
+        with self.transaction(write) as tx:
+            response = self.handler.handle(scim_request)
+        if write and tx.changes:
+            try:
+                self.committed(list(tx.changes), list(tx.job_keys))
+            except WriteRejected as rejection:
+                self.revert(list(tx.changes), rejection.detail)
+                raise
+        return response
+
+
+def _error_response(error: Error) -> ScimResponse:
+    return ScimResponse(HTTPStatus(int(error.status or 500)), error.model_dump())
+
+
+def _to_flask(scim_response: ScimResponse) -> Response:
+    body = json.dumps(scim_response.body) if scim_response.body is not None else None
+    return Response(body, status=int(scim_response.status), headers=scim_response.headers)
+
+
+def _flask_rule(route: Route) -> str:
+    return route.pattern.replace("{endpoint}", "<resource_endpoint>").replace(
+        "{resource_id}", "<resource_id>"
+    )
+
+
+def iter_routes() -> Iterator[tuple[str, str]]:
+    """(method, pattern) of every SCIM route, for the OpenAPI description's coverage test."""
+    for route in ROUTES:
+        yield route.method, URL_PREFIX + route.pattern
+
+
+__all__ = ["Authenticator", "Committed", "Reverter", "ScimEndpoints", "WriteRejected"]

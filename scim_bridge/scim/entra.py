@@ -1,0 +1,72 @@
+"""Rewrites of Entra's request shapes that no ScimPolicy setting covers (entra.md §1.3, §1.5, §6).
+
+They run on the raw JSON before validation, so the models stay strict about everything else.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from scim_bridge.scim.models import ENTERPRISE_USER_URN
+
+MANAGER_PATH = f"{ENTERPRISE_USER_URN}:manager"
+_COMPARE = r"(?:eq|ne|co|sw|ew|gt|ge|lt|le)"
+# `externalId eq jyoung`: Entra's documented example leaves values unquoted.
+_BARE_VALUE = re.compile(
+    rf"(?P<head>\b{_COMPARE}\s+)(?P<value>(?!\"|true\b|false\b|null\b|-?\d)[^\s\"()\[\]]+)",
+    re.IGNORECASE,
+)
+
+
+def quote_bare_filter_values(expression: str) -> str:
+    """Quote bare words after comparison operators; a filter that parses is left as it is."""
+    return _BARE_VALUE.sub(lambda m: f'{m["head"]}"{m["value"]}"', expression)
+
+
+def normalize_user_patch(body: Any) -> Any:
+    """Fold the manager forms Entra sends into ones the PATCH engine applies.
+
+    - ``path: "manager"`` (legacy Example 5) targets the enterprise manager;
+    - ``remove`` of the manager with a value, or with a value filter, removes it;
+    - ``replace`` with an empty or missing value is a removal (Logic App "Replace with empty").
+    """
+    if not isinstance(body, dict):
+        return body
+    operations = _operations(body)
+    if not isinstance(operations, list):
+        return body
+    for operation in operations:
+        if not isinstance(operation, dict):
+            continue
+        path = operation.get("path")
+        if not isinstance(path, str):
+            continue
+        folded = path.strip()
+        lowered = folded.lower()
+        if lowered == "manager" or lowered.startswith("manager["):
+            folded = MANAGER_PATH + folded[len("manager") :]
+            lowered = folded.lower()
+        if lowered.startswith(MANAGER_PATH.lower()):
+            operation["path"] = MANAGER_PATH
+            op = str(operation.get("op", "")).lower()
+            value = operation.get("value")
+            if op == "remove" or (op in {"replace", "add"} and value in (None, "", [], {})):
+                operation["op"] = "remove"
+                operation.pop("value", None)
+        elif str(operation.get("op", "")).lower() == "replace" and "value" not in operation:
+            # A value-less replace clears the attribute, as a remove would.
+            operation["op"] = "remove"
+    return body
+
+
+def has_no_operations(body: Any) -> bool:
+    """A PATCH body whose ``Operations`` list is present and empty."""
+    return isinstance(body, dict) and _operations(body) == []
+
+
+def _operations(body: dict[str, Any]) -> Any:
+    for key, value in body.items():
+        if key.lower() == "operations":
+            return value
+    return None

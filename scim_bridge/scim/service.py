@@ -1,0 +1,66 @@
+"""scim2-server's protocol rules, with the few answers Entra needs to differ.
+
+- PATCH on a User answers 200 with the resource (entra.md §2.1: what Entra's validator and most
+  checkers expect; RFC 7644 §3.5.2 allows it).
+- Entra's leftover request shapes are normalised before validation (``entra.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from scim2_models import Context
+from scim2_models import InvalidFilterException
+from scim2_models import PatchOp
+from scim2_models import Resource
+from scim2_models import ResourceType
+from scim2_models import ResponseParameters
+from scim2_models import SearchRequest
+from scim2_server.responses import ScimResponse
+from scim2_server.service import ScimService
+from scim2_server.utils import parametrize
+
+from scim_bridge.scim import entra
+
+
+class BridgeScimService(ScimService):
+    def read_patch(
+        self, resource_type: ResourceType, body: bytes, content_type: str | None
+    ) -> PatchOp[Any]:
+        payload = self.decode_body(body, content_type)
+        if entra.has_no_operations(payload):
+            # An empty Operations list changes nothing; strict servers refuse it (entra.md §6).
+            self.ensure_patch_supported()
+            model = parametrize(PatchOp, self.get_model(resource_type))
+            return model.model_construct(operations=[])
+        if resource_type.name == "User":
+            body = json.dumps(entra.normalize_user_patch(payload)).encode()
+        return super().read_patch(resource_type, body, content_type)
+
+    def patch_response(
+        self,
+        base_url: str,
+        resource: Resource[Any],
+        response_parameters: ResponseParameters[Any],
+    ) -> ScimResponse:
+        published = self.publish(base_url, resource)
+        return self.resource_response(
+            published, Context.RESOURCE_PATCH_RESPONSE, response_parameters, HTTPStatus.OK
+        )
+
+    def read_search_query(
+        self, resource_types: list[ResourceType], query: Mapping[str, str]
+    ) -> tuple[SearchRequest[Any], Any]:
+        try:
+            return super().read_search_query(resource_types, query)
+        except InvalidFilterException:
+            expression = query.get("filter")
+            if not expression:
+                raise
+            quoted = entra.quote_bare_filter_values(expression)
+            if quoted == expression:
+                raise
+            return super().read_search_query(resource_types, {**query, "filter": quoted})
