@@ -1,0 +1,152 @@
+"""Running reconcile jobs: inline for the request that wrote them, then by the background worker.
+
+Inline runs give Provision-on-demand real results and turn permanent GitLab refusals into SCIM
+errors; they stop at the request's deadline. Whatever is left (GitLab down, slow, rate limiting) the
+worker retries with exponential backoff and jitter, honouring ``Retry-After``, and parks a job that
+keeps failing so it is visible instead of retried forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Protocol
+
+from scim_bridge.provisioning.reconciler import Deadline
+from scim_bridge.provisioning.reconciler import Outcome
+from scim_bridge.provisioning.reconciler import Rejected
+from scim_bridge.provisioning.reconciler import Retry
+from scim_bridge.settings import ReconcileSettings
+from scim_bridge.store.jobs import Job
+from scim_bridge.store.jobs import JobQueue
+
+log = logging.getLogger(__name__)
+
+WORKER_LEASE_SECONDS = 300.0
+INLINE_LEASE_MARGIN_SECONDS = 5.0
+POLL_SECONDS = 0.05
+
+
+class Reconciler(Protocol):
+    def reconcile(self, entity_id: str, deadline: Deadline | None = None) -> Outcome: ...
+
+
+def runner_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class JobRunner:
+    def __init__(
+        self,
+        queue: JobQueue,
+        reconcilers: dict[str, Reconciler],
+        settings: ReconcileSettings,
+        audit: Callable[[str, str | None, dict[str, object] | None], None],
+        owner: str | None = None,
+    ) -> None:
+        self.queue = queue
+        self.reconcilers = reconcilers
+        self.settings = settings
+        self.audit = audit
+        self.owner = owner or runner_identity()
+        self._random = random.Random()
+
+    def backoff(self, attempts: int, retry_after: float | None) -> float:
+        """Exponential with full jitter, at least what GitLab asked for."""
+        ceiling = min(
+            self.settings.backoff_max_seconds, self.settings.backoff_base_seconds * 2**attempts
+        )
+        delay = self._random.uniform(ceiling / 2, ceiling)
+        return max(delay, retry_after or 0.0)
+
+    def _reconcile(self, job: Job, deadline: Deadline) -> Outcome:
+        return self.reconcilers[job.kind].reconcile(job.entity_id, deadline)
+
+    # -- Inline ---------------------------------------------------------------
+
+    def run_inline(self, job_keys: list[str], seconds: float) -> None:
+        """Run the request's jobs until done or the deadline; raises :class:`Rejected`.
+
+        A rejected job is completed, not parked: the caller tells Entra and undoes the write.
+        """
+        deadline = Deadline.after(seconds)
+        for key in job_keys:
+            remaining = deadline.remaining()
+            if remaining is None or remaining <= 0:
+                return
+            job = self._claim_inline(key, deadline)
+            if job is None:
+                continue
+            try:
+                self._reconcile(job, deadline)
+            except Rejected:
+                self.queue.complete(job)
+                raise
+            except Retry as retry:
+                self.queue.retry_later(
+                    job, self.backoff(job.attempts, retry.retry_after), retry.detail
+                )
+            except Exception as error:  # a bug must not lose the work: the worker retries it
+                log.exception("reconcile of %s failed", key)
+                self.queue.retry_later(job, self.backoff(job.attempts, None), repr(error))
+            else:
+                self.queue.complete(job)
+
+    def _claim_inline(self, key: str, deadline: Deadline) -> Job | None:
+        """Claim the job; while another runner holds it, wait for it until the deadline."""
+        while True:
+            remaining = deadline.remaining() or 0.0
+            job = self.queue.claim(key, self.owner, remaining + INLINE_LEASE_MARGIN_SECONDS)
+            if job is not None:
+                return job
+            if self.queue.get(key) is None or remaining <= POLL_SECONDS:
+                return None
+            time.sleep(POLL_SECONDS)
+
+    # -- Background -------------------------------------------------------------
+
+    def run_due(self, limit: int = 10) -> int:
+        """Run the jobs whose time has come; returns how many ran."""
+        due = self.queue.claim_due(self.owner, WORKER_LEASE_SECONDS, limit)
+        for job in due:
+            self._run_background(job)
+        return len(due)
+
+    def _run_background(self, job: Job) -> None:
+        try:
+            self._reconcile(job, Deadline())
+        except Rejected as rejection:
+            self.queue.park(job, rejection.detail)
+            self.audit("job.parked", job.key, {"reason": rejection.detail})
+        except Retry as retry:
+            self._retry_or_park(job, retry.detail, retry.retry_after)
+        except Exception as error:
+            log.exception("reconcile of %s failed", job.key)
+            self._retry_or_park(job, repr(error), None)
+        else:
+            self.queue.complete(job)
+
+    def _retry_or_park(self, job: Job, detail: str, retry_after: float | None) -> None:
+        if job.attempts + 1 >= self.settings.max_attempts:
+            self.queue.park(job, f"gave up after {job.attempts + 1} attempts: {detail}")
+            self.audit("job.parked", job.key, {"reason": detail, "attempts": job.attempts + 1})
+            return
+        self.queue.retry_later(job, self.backoff(job.attempts, retry_after), detail)
+
+    def run_forever(self, stop: threading.Event) -> None:
+        log.info("worker %s started", self.owner)
+        while not stop.is_set():
+            try:
+                ran = self.run_due()
+            except Exception:
+                log.exception("worker loop failed; retrying")
+                ran = 0
+            if not ran:
+                stop.wait(self.settings.worker_poll_seconds)
+        log.info("worker %s stopped", self.owner)
