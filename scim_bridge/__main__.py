@@ -1,0 +1,3 @@
+from scim_bridge.cli import main
+
+main()

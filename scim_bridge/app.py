@@ -1,0 +1,36 @@
+"""The Flask application factory: ``scim_bridge.app:create_app()`` is the WSGI app gunicorn serves."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask import Response
+from flask import jsonify
+
+from scim_bridge.bridge import Bridge
+from scim_bridge.settings import Settings
+from scim_bridge.settings import load_settings
+from scim_bridge.store import migrate
+
+
+def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -> Flask:
+    """Build the app; the schema is migrated (or start-up refused) before the first request."""
+    bridge = bridge or Bridge(settings or load_settings())
+    app = Flask(__name__)
+    app.extensions["scim_bridge"] = bridge
+    app.register_blueprint(bridge.scim_endpoints().blueprint())
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        try:
+            current = migrate.current_revision(bridge.db)
+        except Exception:
+            return jsonify(status="unavailable", database="unreachable"), 503
+        if current != migrate.head_revision():
+            return jsonify(status="unavailable", database="not migrated"), 503
+        return jsonify(status="ok"), 200
+
+    return app

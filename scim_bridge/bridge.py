@@ -1,0 +1,133 @@
+"""The bridge's parts, built once from the settings and shared by the web app, the worker and the CLI."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from scim2_models import UnauthorizedException
+from scim2_server.handler import ScimHandler
+
+from scim_bridge.auth.tokens import TokenStore
+from scim_bridge.gitlab.client import GitLab
+from scim_bridge.gitlab.planned import PlannedGitLab
+from scim_bridge.gitlab.types import CallRecord
+from scim_bridge.provisioning.reconciler import Rejected
+from scim_bridge.provisioning.reconciler import UserReconciler
+from scim_bridge.provisioning.runner import JobRunner
+from scim_bridge.scim.blueprint import ScimEndpoints
+from scim_bridge.scim.blueprint import WriteRejected
+from scim_bridge.scim.models import ENTRA_POLICY
+from scim_bridge.scim.models import UserResource
+from scim_bridge.scim.models import build_provider
+from scim_bridge.scim.service import BridgeScimService
+from scim_bridge.settings import Settings
+from scim_bridge.store import audit
+from scim_bridge.store.db import Change
+from scim_bridge.store.db import Database
+from scim_bridge.store.jobs import JobQueue
+from scim_bridge.store.links import LinkStore
+from scim_bridge.store.migrate import ensure_schema
+from scim_bridge.store.users import USER_JOB
+from scim_bridge.store.users import UserStore
+
+# How a permanent GitLab refusal reads to Entra (RFC 7644 §3.12).
+REJECTION_ERRORS = {"conflict": (409, "uniqueness"), "invalid": (400, "invalidValue")}
+
+
+class Bridge:
+    def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        if migrate:
+            ensure_schema(self.db, auto_migrate=settings.auto_migrate)
+
+    # -- Store ------------------------------------------------------------------
+
+    @cached_property
+    def users(self) -> UserStore:
+        return UserStore(self.db, UserResource, ENTRA_POLICY)
+
+    @cached_property
+    def links(self) -> LinkStore:
+        return LinkStore(self.db)
+
+    @cached_property
+    def queue(self) -> JobQueue:
+        return JobQueue(self.db)
+
+    @cached_property
+    def tokens(self) -> TokenStore:
+        return TokenStore(self.db)
+
+    def audit(self, action: str, target: str | None, detail: dict[str, Any] | None) -> None:
+        audit.record_now(self.db, action, target, detail)
+
+    # -- GitLab -----------------------------------------------------------------
+
+    def _on_gitlab_call(self, call: CallRecord) -> None:
+        self.audit(
+            "gitlab.planned" if call.planned else "gitlab.call",
+            f"{call.method} {call.path}",
+            {
+                "status": call.status,
+                "outcome": call.outcome,
+                "duration_ms": round(call.duration_ms, 1),
+            },
+        )
+
+    @cached_property
+    def gitlab(self) -> GitLab | PlannedGitLab:
+        config = self.settings.gitlab
+        if config.planned_only:
+            return PlannedGitLab(on_call=self._on_gitlab_call)
+        assert config.url and config.token
+        return GitLab(
+            config.url, config.token, timeout=config.timeout_seconds, on_call=self._on_gitlab_call
+        )
+
+    # -- Provisioning -------------------------------------------------------------
+
+    @cached_property
+    def runner(self) -> JobRunner:
+        reconciler = UserReconciler(
+            self.gitlab,
+            self.users.data,
+            self.links,
+            self.settings.users,
+            self.settings.gitlab,
+            self.audit,
+        )
+        return JobRunner(self.queue, {USER_JOB: reconciler}, self.settings.reconcile, self.audit)
+
+    def run_committed(self, changes: list[Change], job_keys: list[str]) -> None:
+        """After a SCIM write commits: reconcile inline within the deadline."""
+        try:
+            self.runner.run_inline(job_keys, self.settings.reconcile.inline_deadline_seconds)
+        except Rejected as rejection:
+            status, scim_type = REJECTION_ERRORS[rejection.kind]
+            raise WriteRejected(status, scim_type, rejection.detail) from rejection
+
+    def revert(self, changes: list[Change], reason: str) -> None:
+        with self.db.transaction(write=True):
+            for change in reversed(changes):
+                self.users.revert(change, reason)
+
+    # -- SCIM ---------------------------------------------------------------------
+
+    def authenticate(self, authorization: str | None) -> str:
+        scheme, _, credentials = (authorization or "").partition(" ")
+        name = self.tokens.verify(credentials.strip()) if scheme.lower() == "bearer" else None
+        if name is None:
+            raise UnauthorizedException(detail="a valid bearer token is required")
+        return f"token:{name}"
+
+    def scim_endpoints(self) -> ScimEndpoints:
+        handler = ScimHandler(BridgeScimService(build_provider()), self.users)
+        return ScimEndpoints(
+            handler,
+            transaction=lambda write: self.db.transaction(write=write),
+            authenticate=self.authenticate,
+            committed=self.run_committed,
+            revert=self.revert,
+        )

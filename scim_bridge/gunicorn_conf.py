@@ -1,0 +1,20 @@
+"""The gunicorn configuration, shared by ``scim-bridge serve``, the Dockerfile and the tests.
+
+Threads serve Entra's concurrent requests while one waits on GitLab; the timeout stays above the
+inline reconcile deadline (at most 55 s), and below Entra's 60 s limit for an answer.
+"""
+
+import os
+
+bind = os.environ.get("SCIM_BRIDGE_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("SCIM_BRIDGE_SERVER_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("SCIM_BRIDGE_SERVER_THREADS", "8"))
+timeout = 90
+graceful_timeout = 20
+keepalive = 5
+accesslog = "-"
+# The query string may carry a filter with a user's email: log the path only.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss rid=%({x-request-id}o)s'
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

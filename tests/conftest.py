@@ -1,0 +1,191 @@
+"""Shared fixtures: a database per test (SQLite always, PostgreSQL when configured), the GitLab
+double on a real port, and the bridge's Flask app with a SCIM client that speaks HTTP to it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy import text
+
+from scim_bridge.app import create_app
+from scim_bridge.bridge import Bridge
+from scim_bridge.settings import GitLabSettings
+from scim_bridge.settings import ReconcileSettings
+from scim_bridge.settings import Settings
+from tests.gitlab_double import GitLabDouble
+
+POSTGRES_URL = os.environ.get("SCIM_BRIDGE_TEST_POSTGRES_URL")
+ADMIN_TOKEN = "glpat-admin-token-for-tests"
+SCIM_JSON = "application/scim+json"
+
+
+def _postgres_schema_url(base: str, schema: str) -> str:
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(
+                not POSTGRES_URL, reason="SCIM_BRIDGE_TEST_POSTGRES_URL is not set"
+            ),
+        ),
+    ]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'bridge.db'}"
+        return
+    assert POSTGRES_URL
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield _postgres_schema_url(POSTGRES_URL, schema)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture
+def gitlab() -> Iterator[GitLabDouble]:
+    double = GitLabDouble(admin_token=ADMIN_TOKEN)
+    double.start()
+    try:
+        yield double
+    finally:
+        double.stop()
+
+
+def make_settings(database_url: str, gitlab_url: str | None = None, **sections: Any) -> Settings:
+    """Settings as the operator would write them; ``sections`` override whole dataclasses' fields."""
+    gitlab = GitLabSettings(
+        url=gitlab_url, token=ADMIN_TOKEN if gitlab_url else None, timeout_seconds=2.0
+    )
+    settings = Settings(
+        database_url=database_url,
+        gitlab=gitlab,
+        reconcile=ReconcileSettings(inline_deadline_seconds=5.0, backoff_base_seconds=0.01),
+    )
+    for name, values in sections.items():
+        settings = replace(settings, **{name: replace(getattr(settings, name), **values)})
+    return settings
+
+
+class ScimClient:
+    """Speaks SCIM to the app as Entra does: bearer token, ``application/scim+json`` bodies."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.http = app.test_client()
+        self.token = token
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> Any:
+        all_headers = {"Authorization": f"Bearer {self.token}"}
+        if body is not None:
+            all_headers["Content-Type"] = f"{SCIM_JSON}; charset=utf-8"
+        all_headers.update(headers or {})
+        return self.http.open(
+            f"/scim/v2{path}", method=method, json=body, headers=all_headers, **kw
+        )
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any, **kw: Any) -> Any:
+        return self.request("POST", path, body, **kw)
+
+    def put(self, path: str, body: Any, **kw: Any) -> Any:
+        return self.request("PUT", path, body, **kw)
+
+    def patch(self, path: str, operations: list[dict[str, Any]], **kw: Any) -> Any:
+        body = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": operations,
+        }
+        return self.request("PATCH", path, body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+class BridgeUnderTest:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bridge = Bridge(settings)
+        self.app = create_app(bridge=self.bridge)
+        self.token = self.bridge.tokens.create("entra")
+        self.scim = ScimClient(self.app, self.token)
+
+    def run_worker(self, rounds: int = 20) -> None:
+        """Let the background worker run every due job (ignoring backoff delays)."""
+        from sqlalchemy import update
+
+        from scim_bridge.store.schema import jobs
+
+        for _ in range(rounds):
+            with self.bridge.db.transaction(write=True) as tx:
+                tx.connection.execute(update(jobs).values(run_after=jobs.c.created_at))
+            if not self.bridge.runner.run_due(limit=100):
+                return
+
+    def close(self) -> None:
+        self.bridge.db.dispose()
+
+
+@pytest.fixture
+def make_bridge(database_url: str) -> Iterator[Callable[..., BridgeUnderTest]]:
+    made: list[BridgeUnderTest] = []
+
+    def factory(gitlab: GitLabDouble | None = None, **sections: Any) -> BridgeUnderTest:
+        settings = make_settings(database_url, gitlab.url if gitlab else None, **sections)
+        bridge = BridgeUnderTest(settings)
+        made.append(bridge)
+        return bridge
+
+    yield factory
+    for bridge in made:
+        bridge.close()
+
+
+def entra_user(user_name: str = "Jane.Doe@contoso.com", **overrides: Any) -> dict[str, Any]:
+    """A POST /Users body as Entra sends it (entra.md §1.4)."""
+    body: dict[str, Any] = {
+        "schemas": [
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        ],
+        "externalId": overrides.pop("externalId", str(uuid.uuid4())),
+        "userName": user_name,
+        "active": True,
+        "displayName": overrides.pop("displayName", "Jane Doe"),
+        "emails": [{"primary": True, "type": "work", "value": user_name.lower()}],
+        "meta": {"resourceType": "User"},
+        "name": {"formatted": "Jane Doe", "familyName": "Doe", "givenName": "Jane"},
+        "roles": [],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+            "employeeNumber": "1001",
+            "department": "Engineering",
+        },
+    }
+    body.update(overrides)
+    return body

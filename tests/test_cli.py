@@ -1,0 +1,65 @@
+"""The operator's commands, run as an operator would (a new process, settings from the environment)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy import text
+
+
+def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scim_bridge", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def env(database_url: str) -> dict[str, str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("SCIM_BRIDGE_")}
+    clean["SCIM_BRIDGE_DATABASE_URL"] = database_url
+    clean["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    return clean
+
+
+def test_tokens_create_prints_the_secret_once_and_stores_a_hash(
+    env: dict[str, str], database_url: str
+) -> None:
+    created = run(env, "tokens", "create", "entra", "--expires-in-days", "30")
+    (line,) = [line for line in created.stdout.splitlines() if line.startswith("token: ")]
+    secret = line.removeprefix("token: ")
+    assert secret.startswith("sbt_") and len(secret) > 40
+    listed = run(env, "tokens", "list").stdout
+    assert "entra" in listed and "active" in listed and secret not in listed
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        dump = repr(connection.execute(text("SELECT * FROM api_tokens")).all())
+    engine.dispose()
+    assert secret.split("_", 2)[2] not in dump
+    duplicate = run(env, "tokens", "create", "entra", check=False)
+    assert duplicate.returncode != 0 and "already exists" in duplicate.stderr
+    run(env, "tokens", "revoke", "entra")
+    assert "revoked" in run(env, "tokens", "list").stdout
+
+
+def test_invalid_settings_stop_the_command_with_the_key(env: dict[str, str]) -> None:
+    result = run({**env, "SCIM_BRIDGE_USERS_ON_DELETE": "shred"}, "tokens", "list", check=False)
+    assert result.returncode == 2
+    assert "SCIM_BRIDGE_USERS_ON_DELETE" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_db_commands_and_jobs_listing(env: dict[str, str]) -> None:
+    assert "needs: 0001" in run(env, "db", "current").stdout
+    assert "revision 0001" in run(env, "db", "upgrade").stdout
+    assert "no pending or parked jobs" in run(env, "jobs").stdout
+    assert "0 job(s)" in run(env, "jobs", "retry", "--all").stdout
