@@ -71,6 +71,7 @@ def main() -> None:
         level=os.environ.get("SCIM_BRIDGE_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 # -- serve / worker ---------------------------------------------------------------

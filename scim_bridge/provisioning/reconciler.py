@@ -98,6 +98,11 @@ class UserReconciler:
         self.audit = audit
         self.protected = {name.lower() for name in users.protected_usernames}
 
+    def _save(self, link: UserLink) -> None:
+        """Remember what GitLab has; in dry-run nothing was made, so there is nothing to remember."""
+        if not self.gitlab.dry_run:
+            self.links.save(link)
+
     def reconcile(self, user_id: str, deadline: Deadline | None = None) -> Outcome:
         deadline = deadline or Deadline()
         outcome = Outcome()
@@ -115,7 +120,8 @@ class UserReconciler:
                 f"GitLab refused the bridge's token ({error}); check SCIM_BRIDGE_GITLAB_TOKEN"
             ) from error
         if outcome.actions:
-            self.audit("reconcile.user", user_id, {"actions": outcome.actions})
+            detail = {"actions": outcome.actions, "planned": self.gitlab.dry_run}
+            self.audit("reconcile.user", user_id, detail)
         return outcome
 
     # -- Present users --------------------------------------------------------
@@ -126,8 +132,6 @@ class UserReconciler:
         account = self._linked_account(link, deadline)
         if account is None:
             account, link = self._find_or_create(desired, link, deadline, outcome)
-            if account is None:  # dry-run: the create was planned, there is nothing to update
-                return
         link = self._update_attributes(desired, account, link, deadline, outcome)
         self._apply_state(desired, account, deadline, outcome)
 
@@ -139,12 +143,12 @@ class UserReconciler:
             return self.gitlab.users.get(link.gitlab_user_id)
         except NotFoundError:
             # Deleted in GitLab by hand: forget the link, and provision again.
-            self.links.save(link.with_(gitlab_user_id=None, retired_at=None))
+            self._save(link.with_(gitlab_user_id=None, retired_at=None))
             return None
 
     def _find_or_create(
         self, desired: DesiredAccount, link: UserLink, deadline: Deadline, outcome: Outcome
-    ) -> tuple[GitLabUser | None, UserLink]:
+    ) -> tuple[GitLabUser, UserLink]:
         if desired.email is None:
             raise Rejected("invalid", "GitLab needs an email address, and the user has none")
         account: GitLabUser | None = None
@@ -159,9 +163,6 @@ class UserReconciler:
         if account is None:
             account = self._create(desired, deadline)
             origin = "created"
-        if self.gitlab.dry_run:
-            outcome.actions.append(f"planned: {origin} account {account.username}")
-            return None, link
         outcome.actions.append(f"{origin} account {account.username} (id {account.id})")
         link = link.with_(
             gitlab_user_id=account.id,
@@ -170,7 +171,7 @@ class UserReconciler:
             origin=origin if link.origin is None else link.origin,
             retired_at=None,
         )
-        self.links.save(link)
+        self._save(link)
         return account, link
 
     def _adoptable(self, desired: DesiredAccount, account: GitLabUser | None) -> GitLabUser | None:
@@ -236,7 +237,7 @@ class UserReconciler:
                 outcome.actions.append(f"updated {', '.join(sorted(changes))}")
             if link.source_user_name != desired.user_name:
                 link = link.with_(source_user_name=desired.user_name)
-                self.links.save(link)
+                self._save(link)
         if desired.email and account.email.lower() != desired.email.lower():
             deadline.check()
             try:
@@ -283,7 +284,7 @@ class UserReconciler:
                 raise Rejected("invalid", f"GitLab refused the update: {error.message}") from error
             outcome.actions.append(f"renamed {account.username} to {updated.username}")
             link = link.with_(gitlab_username=updated.username, source_user_name=desired.user_name)
-            self.links.save(link)
+            self._save(link)
             return link
         raise Rejected("conflict", f"no free GitLab username for {desired.user_name!r}")
 
@@ -339,7 +340,7 @@ class UserReconciler:
         if account is not None and not self._protected(account, "delete", outcome):
             deadline.check()
             self._apply_delete_policy(account, outcome)
-        self.links.save(link.with_(retired_at=clock.now()))
+        self._save(link.with_(retired_at=clock.now()))
 
     def _apply_delete_policy(self, account: GitLabUser, outcome: Outcome) -> None:
         policy = self.settings.on_delete

@@ -66,12 +66,12 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{self.base}/healthz", timeout=5).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still booting
                 time.sleep(0.1)
         raise AssertionError("scim-bridge serve did not start")
 

@@ -275,6 +275,12 @@ def test_dry_run_plans_and_audits_without_calling_gitlab(make_bridge: Any, serve
         "POST /users",
     ]
     assert all(event["detail"]["outcome"] == "planned" for event in planned)
+    disabled = live.patch(
+        f"/Users/{user['id']}", [{"op": "Replace", "path": "active", "value": "False"}]
+    )
+    assert disabled.status_code == 200
+    planned = list(audit.events(bridge.bridge.db, action_prefix="gitlab.planned"))
+    assert planned[-1]["target"] == "POST /users/0/block"
     writes = list(audit.events(bridge.bridge.db, action_prefix="scim.user"))
     assert writes[0]["actor"] == "token:entra" and writes[0]["request_id"]
     assert bridge.bridge.queue.list() == []
