@@ -22,7 +22,8 @@ from scim_bridge.settings import Settings
 from tests.gitlab_double import GitLabDouble
 
 POSTGRES_URL = os.environ.get("SCIM_BRIDGE_TEST_POSTGRES_URL")
-ADMIN_TOKEN = "glpat-admin-token-for-tests"
+# Distinctive, so a leak into a record, log, message or the database is easy to spot.
+ADMIN_TOKEN = "glpat-SECRET-admin-never-print-me"
 SCIM_JSON = "application/scim+json"
 
 
@@ -62,12 +63,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]
 
 @pytest.fixture
 def gitlab() -> Iterator[GitLabDouble]:
-    double = GitLabDouble(admin_token=ADMIN_TOKEN)
-    double.start()
-    try:
-        yield double
-    finally:
-        double.stop()
+    """The GitLab double on a real port, with an admin token; it must end without a bug of its own."""
+    with GitLabDouble(admin_token=ADMIN_TOKEN) as running:
+        yield running
+        assert running.internal_errors == []
 
 
 def make_settings(database_url: str, gitlab_url: str | None = None, **sections: Any) -> Settings:

@@ -251,7 +251,14 @@ class UserReconciler:
             identity = account.identity(self.provider)
             if identity is None or identity.extern_uid != desired.extern_uid:
                 deadline.check()
-                self.gitlab.users.set_identity(account.id, self.provider, desired.extern_uid)
+                try:
+                    self.gitlab.users.set_identity(account.id, self.provider, desired.extern_uid)
+                except ConflictError as error:
+                    raise Rejected(
+                        "conflict",
+                        f"the {self.provider} identity {desired.extern_uid} belongs to another "
+                        f"GitLab account than {account.username!r}",
+                    ) from error
                 outcome.actions.append(f"linked identity {self.provider}")
         return link
 

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 from scim2_models import InvalidFilterException
@@ -340,13 +339,6 @@ class UserStore(ScimStorage):
                 self._write(change.resource_id, change.before, row["version"] + 1)
         jobs.enqueue(USER_JOB, change.resource_id)
         audit.record("scim.user.revert", change.resource_id, {"reason": reason})
-
-    def created_at(self, resource_id: str) -> datetime | None:
-        with self.db.transaction(write=False) as tx:
-            value = tx.connection.execute(
-                select(users.c.created).where(users.c.id == resource_id)
-            ).scalar()
-        return clock.aware(value)
 
 
 def _active(document: dict[str, Any]) -> bool | None:

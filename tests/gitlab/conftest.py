@@ -1,4 +1,4 @@
-"""Fixtures: a GitLab double on a real port and the bridge's GitLab client talking to it."""
+"""Fixtures: the GitLab double (the root ``gitlab`` fixture) and the bridge's client talking to it."""
 
 from __future__ import annotations
 
@@ -8,18 +8,17 @@ import pytest
 
 from scim_bridge.gitlab.client import GitLab
 from scim_bridge.gitlab.types import CallRecord
+from tests.conftest import ADMIN_TOKEN as TOKEN
 from tests.gitlab_double import GitLabDouble
 
-# Distinctive, so a leak into a record, log or message is easy to spot.
-TOKEN = "glpat-SECRET-never-print-me"
 PROVIDER = "openid_connect"
+
+__all__ = ["PROVIDER", "TOKEN"]
 
 
 @pytest.fixture
-def double() -> Iterator[GitLabDouble]:
-    with GitLabDouble(admin_token=TOKEN) as running:
-        yield running
-        assert running.internal_errors == []
+def double(gitlab: GitLabDouble) -> GitLabDouble:
+    return gitlab
 
 
 @pytest.fixture
@@ -29,6 +28,6 @@ def records() -> list[CallRecord]:
 
 @pytest.fixture
 def client(double: GitLabDouble, records: list[CallRecord]) -> Iterator[GitLab]:
-    gitlab = GitLab(double.url, TOKEN, timeout=2.0, on_call=records.append)
-    yield gitlab
-    gitlab.close()
+    client = GitLab(double.url, TOKEN, timeout=2.0, on_call=records.append)
+    yield client
+    client.close()

@@ -61,9 +61,9 @@ def test_non_admin_token_is_403_on_admin_endpoints(double: GitLabDouble) -> None
 
 def test_admin_mode_needs_the_admin_mode_scope(double: GitLabDouble, gl: gitlab.Gitlab) -> None:
     double.settings.admin_mode = True
-    double.set_token_scopes("glpat-admin", ["api"])
+    double.set_token_scopes(double.admin_token, ["api"])
     assert error_of(lambda: create(gl, "bob", "bob@example.com")).response_code == 403
-    double.set_token_scopes("glpat-admin", ["api", "admin_mode"])
+    double.set_token_scopes(double.admin_token, ["api", "admin_mode"])
     assert create(gl, "bob", "bob@example.com").id > 1
 
 
@@ -408,4 +408,4 @@ def test_request_log_records_method_path_body_status(
     create(gl, "alice", "alice@example.com")
     (record,) = double.calls("POST", "/api/v4/users")
     assert record.status == 201 and record.json["username"] == "alice"
-    assert record.token == "glpat-admin"
+    assert record.token == double.admin_token
