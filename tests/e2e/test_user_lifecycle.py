@@ -284,3 +284,15 @@ def test_dry_run_plans_and_audits_without_calling_gitlab(make_bridge: Any, serve
     writes = list(audit.events(bridge.bridge.db, action_prefix="scim.user"))
     assert writes[0]["actor"] == "token:entra" and writes[0]["request_id"]
     assert bridge.bridge.queue.list() == []
+
+
+def test_external_id_held_by_another_account_is_refused_and_undone(live: Any, gitlab: Any) -> None:
+    live.post("/Users", entra_user("first@contoso.com", externalId=OID))
+    second = live.post("/Users", entra_user("second@contoso.com", externalId="other-oid")).json()
+    response = live.patch(
+        f"/Users/{second['id']}", [{"op": "Replace", "path": "externalId", "value": OID}]
+    )
+    assert response.status_code == 409, response.text
+    assert "belongs to another GitLab account" in response.json()["detail"]
+    assert live.get(f"/Users/{second['id']}").json()["externalId"] == "other-oid"
+    assert only_user(gitlab)["username"] == "first"
