@@ -12,16 +12,25 @@ from scim_bridge.scim.models import ENTERPRISE_USER_URN
 
 MANAGER_PATH = f"{ENTERPRISE_USER_URN}:manager"
 _COMPARE = r"(?:eq|ne|co|sw|ew|gt|ge|lt|le)"
-# `externalId eq jyoung`: Entra's documented example leaves values unquoted.
+# `externalId eq jyoung`: Entra's documented example leaves values unquoted (an objectId too).
 _BARE_VALUE = re.compile(
-    rf"(?P<head>\b{_COMPARE}\s+)(?P<value>(?!\"|true\b|false\b|null\b|-?\d)[^\s\"()\[\]]+)",
+    rf"(?P<head>\b{_COMPARE}\s+)(?P<value>[^\s\"()\[\]]+)",
     re.IGNORECASE,
 )
+# What stays bare: JSON literals and numbers (RFC 7644 §3.4.2.2 compValue).
+_JSON_SCALAR = re.compile(r"true|false|null|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?", re.IGNORECASE)
 
 
 def quote_bare_filter_values(expression: str) -> str:
     """Quote bare words after comparison operators; a filter that parses is left as it is."""
-    return _BARE_VALUE.sub(lambda m: f'{m["head"]}"{m["value"]}"', expression)
+
+    def quote(match: re.Match[str]) -> str:
+        value = match["value"]
+        if _JSON_SCALAR.fullmatch(value):
+            return match[0]
+        return f'{match["head"]}"{value}"'
+
+    return _BARE_VALUE.sub(quote, expression)
 
 
 def normalize_user_patch(body: Any) -> Any:

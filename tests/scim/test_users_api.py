@@ -122,11 +122,13 @@ def test_filter_by_external_id_and_id_joined_by_and(scim: Any) -> None:
     assert upper.json["totalResults"] == 0
 
 
-def test_unquoted_filter_value_from_entra_docs_is_accepted(scim: Any) -> None:
-    create(scim, externalId="jyoung")
-    response = scim.get("/Users?filter=externalId eq jyoung")
-    assert response.status_code == 200
-    assert response.json["totalResults"] == 1
+@pytest.mark.parametrize("external_id", ["jyoung", "39650235-444f-4b2d-9e83-6d0f4c1b2a77"])
+def test_unquoted_filter_value_from_entra_docs_is_accepted(scim: Any, external_id: str) -> None:
+    create(scim, externalId=external_id)
+    create(scim, "other@contoso.com", externalId="other")
+    response = scim.get(f"/Users?filter=externalId eq {external_id}")
+    assert response.status_code == 200, response.json
+    assert [user["externalId"] for user in response.json["Resources"]] == [external_id]
 
 
 @pytest.mark.parametrize(
@@ -342,7 +344,9 @@ def test_patch_with_unknown_op_is_invalid_value(scim: Any) -> None:
 
 def test_delete_then_404(scim: Any) -> None:
     created = create(scim)
-    assert scim.delete(f"/Users/{created['id']}").status_code == 204
+    deleted = scim.delete(f"/Users/{created['id']}")
+    assert deleted.status_code == 204
+    assert deleted.get_data() == b"" and "Content-Type" not in deleted.headers
     assert_error(scim.get(f"/Users/{created['id']}"), 404)
     assert_error(scim.delete(f"/Users/{created['id']}"), 404)
     assert scim.get('/Users?filter=userName eq "jane.doe@contoso.com"').json["totalResults"] == 0

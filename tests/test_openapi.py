@@ -1,0 +1,431 @@
+"""The OpenAPI description (openapi/openapi.yaml) against the app it describes.
+
+Three checks: the document is valid OpenAPI 3.1; it documents exactly the (method, path) pairs the
+Flask app routes; and live responses, for a representative request of every documented operation
+and every documented status the public surface can provoke, have a documented status, the
+documented media type and headers, and a body valid against the documented schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import openapi_spec_validator
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+
+from scim_bridge.app import create_app
+from scim_bridge.bridge import Bridge
+from tests.conftest import SCIM_JSON
+from tests.conftest import BridgeUnderTest
+from tests.conftest import entra_user
+
+DOCUMENT_PATH = Path(__file__).resolve().parents[1] / "openapi" / "openapi.yaml"
+DOCUMENT_URI = "https://scim-bridge.invalid/openapi.yaml"
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+SCIM = "/scim/v2"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+
+# Flask rules that are not endpoints of the app: Flask's static files, and the blueprint's
+# catch-all, which only turns unknown paths and methods into SCIM 404 and 405 errors.
+IGNORED_RULE_ENDPOINTS = frozenset({"static", "scim.fallback"})
+IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
+# Flask placeholders, as the document names them.
+PLACEHOLDERS = {"resource_id": "id"}
+# Documented statuses no request through the public surface can provoke.
+UNPROVOKABLE_STATUSES = frozenset({"500"})
+
+
+def _pointer(*segments: str) -> str:
+    return "".join("/" + segment.replace("~", "~0").replace("/", "~1") for segment in segments)
+
+
+class OpenApi:
+    """The document, and what a live response must look like according to it."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        resource = DRAFT202012.create_resource(document)
+        self.registry: Registry[Any] = Registry().with_resource(DOCUMENT_URI, resource)
+
+    def operations(self) -> set[tuple[str, str]]:
+        return {
+            (method.upper(), path)
+            for path, item in self.document["paths"].items()
+            for method in item
+            if method in HTTP_METHODS
+        }
+
+    def responses(self, method: str, template: str) -> dict[str, Any]:
+        return self._at(_pointer("paths", template, method.lower(), "responses"))
+
+    def problems(
+        self,
+        method: str,
+        template: str,
+        response: Any,
+        request_body: Any = None,
+        request_type: str | None = None,
+    ) -> list[str]:
+        """What is wrong with a live response to ``method template``; nothing if it conforms."""
+        where = f"{method} {template} -> {response.status_code}"
+        operation = _pointer("paths", template, method.lower())
+        status = str(response.status_code)
+        if status not in self._at(operation)["responses"]:
+            documented = sorted(self._at(operation)["responses"])
+            return [f"{where}: status not documented (documented: {documented})"]
+        pointer, documented_response = self._follow(operation + _pointer("responses", status))
+        problems = []
+        for name in documented_response.get("headers", {}):
+            header_pointer, header = self._follow(pointer + _pointer("headers", name))
+            value = response.headers.get(name)
+            if value is None:
+                if header.get("required"):
+                    problems.append(f"{where}: required header {name} missing")
+                continue
+            problems += self.validate(value, header_pointer + "/schema", f"{where} {name}")
+        body = response.get_data()
+        content = documented_response.get("content")
+        if not content:
+            if body:
+                problems.append(f"{where}: documented without a body, got {body[:100]!r}")
+        elif response.mimetype not in content:
+            problems.append(f"{where}: media type {response.mimetype} not in {sorted(content)}")
+        else:
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                problems.append(f"{where}: body is not JSON: {body[:100]!r}")
+            else:
+                schema = pointer + _pointer("content", response.mimetype, "schema")
+                problems += self.validate(payload, schema, where)
+        if request_body is not None and 200 <= response.status_code < 300:
+            problems += self._request_problems(operation, request_body, request_type, where)
+        return problems
+
+    def validate(self, instance: Any, pointer: str, where: str) -> list[str]:
+        """Validate ``instance`` against the schema at ``pointer`` (JSON Schema 2020-12)."""
+        validator = Draft202012Validator(
+            {"$ref": f"{DOCUMENT_URI}#{pointer}"}, registry=self.registry
+        )
+        return [
+            f"{where}: {error.json_path}: {error.message[:300]} "
+            f"(schema {'/'.join(map(str, error.absolute_schema_path))})"
+            for error in validator.iter_errors(instance)
+        ]
+
+    def _request_problems(
+        self, operation: str, body: Any, media_type: str | None, where: str
+    ) -> list[str]:
+        """An accepted request body must be one the document describes."""
+        pointer, request = self._follow(operation + "/requestBody")
+        media_type = (media_type or "").partition(";")[0].strip()
+        if media_type not in request.get("content", {}):
+            return [f"{where}: request media type {media_type!r} not documented"]
+        schema = pointer + _pointer("content", media_type, "schema")
+        return self.validate(body, schema, f"{where} (request body)")
+
+    def _at(self, pointer: str) -> Any:
+        node: Any = self.document
+        for segment in pointer.split("/")[1:]:
+            key = segment.replace("~1", "/").replace("~0", "~")
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        return node
+
+    def _follow(self, pointer: str) -> tuple[str, Any]:
+        """The object at ``pointer``, through the document's local ``$ref``s, and where it is."""
+        node = self._at(pointer)
+        while isinstance(node, dict) and "$ref" in node:
+            pointer = node["$ref"].removeprefix("#")
+            node = self._at(pointer)
+        return pointer, node
+
+
+@pytest.fixture(scope="module")
+def api() -> OpenApi:
+    return OpenApi(yaml.safe_load(DOCUMENT_PATH.read_text(encoding="utf-8")))
+
+
+def test_document_is_valid_openapi_3_1(api: OpenApi) -> None:
+    assert api.document["openapi"].startswith("3.1.")
+    openapi_spec_validator.validate(api.document)
+
+
+def _served_operations(bridge: BridgeUnderTest) -> set[tuple[str, str]]:
+    """(method, documented path) of every route of the app, read from its url_map.
+
+    The generic ``<resource_endpoint>`` rules serve each resource type the app lists at
+    /ResourceTypes.
+    """
+    types = bridge.scim.get("/ResourceTypes")
+    assert types.status_code == 200, types.get_data(as_text=True)
+    endpoints = [resource_type["endpoint"] for resource_type in types.json["Resources"]]
+    assert endpoints, "no resource type served"
+    served = set()
+    for rule in bridge.app.url_map.iter_rules():
+        if rule.endpoint in IGNORED_RULE_ENDPOINTS:
+            continue
+        if "/<resource_endpoint>" in rule.rule:
+            paths = [rule.rule.replace("/<resource_endpoint>", endpoint) for endpoint in endpoints]
+        else:
+            paths = [rule.rule]
+        for path in paths:
+            documented = re.sub(
+                r"<(?:[^:<>]+:)?([^:<>]+)>",
+                lambda match: "{" + PLACEHOLDERS.get(match[1], match[1]) + "}",
+                path,
+            )
+            served |= {(method, documented) for method in rule.methods - IGNORED_METHODS}
+    return served
+
+
+def test_every_route_is_documented_and_every_documented_operation_is_served(
+    make_bridge: Any, api: OpenApi
+) -> None:
+    served = _served_operations(make_bridge())
+    documented = api.operations()
+    assert sorted(served - documented) == [], "served but not documented"
+    assert sorted(documented - served) == [], "documented but not served"
+
+
+class Tour:
+    """Sends requests to the app and checks each response against the document."""
+
+    def __init__(self, api: OpenApi, bridge: BridgeUnderTest, tmp_path: Path) -> None:
+        self.api = api
+        self.bridge = bridge
+        self.tmp_path = tmp_path
+        self.http = bridge.app.test_client()
+        self.problems: list[str] = []
+        self.exercised: set[tuple[str, str, str]] = set()
+
+    def __call__(
+        self,
+        method: str,
+        template: str,
+        expect: int,
+        *,
+        path: str | None = None,
+        body: Any = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        auth: bool | str = True,
+        headers: dict[str, str] | None = None,
+        http: Any = None,
+    ) -> Any:
+        """Send ``method path`` (``template`` unless given), documented as ``method template``.
+
+        ``auth`` is True for the bridge's valid token, False for none, or an Authorization value.
+        """
+        all_headers = {}
+        if auth:
+            all_headers["Authorization"] = f"Bearer {self.bridge.token}" if auth is True else auth
+        if body is not None:
+            data = json.dumps(body).encode()
+            content_type = content_type or f"{SCIM_JSON}; charset=utf-8"
+        if content_type:
+            all_headers["Content-Type"] = content_type
+        all_headers.update(headers or {})
+        response = (http or self.http).open(
+            path or template, method=method, data=data, headers=all_headers
+        )
+        self.exercised.add((method, template, str(response.status_code)))
+        if response.status_code != expect:
+            self.problems.append(
+                f"{method} {path or template}: expected {expect}, got {response.status_code}: "
+                f"{response.get_data(as_text=True)[:200]}"
+            )
+        self.problems += self.api.problems(method, template, response, body, content_type)
+        return response
+
+    def create(self, user_name: str, **overrides: Any) -> dict[str, Any]:
+        response = self("POST", f"{SCIM}/Users", 201, body=entra_user(user_name, **overrides))
+        return response.json
+
+
+def probes(tour: Tour) -> None:
+    tour("GET", "/healthz", 200, auth=False)
+    tour("GET", "/readyz", 200, auth=False)
+    empty = tour.tmp_path / "empty.db"
+    unmigrated = Bridge(
+        replace(tour.bridge.settings, database_url=f"sqlite:///{empty}"), migrate=False
+    )
+    try:
+        http = create_app(bridge=unmigrated).test_client()
+        tour("GET", "/readyz", 503, auth=False, http=http)
+    finally:
+        unmigrated.db.dispose()
+
+
+def users(tour: Tour) -> None:
+    """A user's life as Entra drives it, plus PUT and the conditional requests."""
+    users, one = f"{SCIM}/Users", f"{SCIM}/Users/{{id}}"
+    tour("GET", users, 200, path=f'{users}?filter=userName+eq+"nobody@contoso.com"')
+    user = tour.create(
+        "Jane.Doe@contoso.com",
+        password="Sup3r-secret!",
+        **{
+            ENTERPRISE: {"employeeNumber": "1001", "manager": "mgr-1"},
+            "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User:tag": "T1",
+        },
+    )
+    at = f"{users}/{user['id']}"
+    tour("POST", users, 201, body=entra_user("plain@contoso.com"), content_type="application/json")
+    tour("GET", users, 200, path=f'{users}?filter=externalId eq "{user["externalId"]}"')
+    tour("GET", users, 200, path=f"{users}?startIndex=2&count=1&attributes=id")
+    tour("GET", users, 200, path=f"{users}?excludedAttributes=emails")
+    tour("GET", one, 200, path=at)
+    tour("GET", one, 200, path=f"{at}?attributes=userName")
+    patched = tour(
+        "PATCH",
+        one,
+        200,
+        path=at,
+        body={
+            "schemas": [PATCH_OP],
+            "Operations": [
+                {"op": "Replace", "path": "displayName", "value": "Pvlo"},
+                {"op": "Add", "path": 'phoneNumbers[type eq "work"].value', "value": "+1 555"},
+                {"op": "Replace", "path": "active", "value": "False"},
+                {"op": "remove", "path": f"{ENTERPRISE}:manager"},
+                {"op": "replace", "value": {"name.givenName": "Kkom"}},
+            ],
+        },
+    )
+    etag = patched.headers["ETag"]
+    tour("GET", one, 304, path=at, headers={"If-None-Match": etag})
+    tour("GET", one, 412, path=at, headers={"If-Match": 'W/"no-such-version"'})
+    replacement = entra_user("Jane.Doe@contoso.com", externalId=user["externalId"])
+    tour("PUT", one, 200, path=at, body=replacement, headers={"If-Match": etag})
+    tour("PUT", one, 412, path=at, body=replacement, headers={"If-Match": etag})
+    patch = {"schemas": [PATCH_OP], "Operations": []}
+    tour("PATCH", one, 412, path=at, body=patch, headers={"If-None-Match": "*"})
+    tour("DELETE", one, 412, path=at, headers={"If-Match": etag})
+    tour("DELETE", one, 204, path=at)
+    tour("GET", one, 404, path=at)
+    tour("PUT", one, 404, path=at, body=replacement)
+    tour("PATCH", one, 404, path=at, body=patch)
+    tour("DELETE", one, 404, path=at)
+
+
+def user_errors(tour: Tour) -> None:
+    users, one = f"{SCIM}/Users", f"{SCIM}/Users/{{id}}"
+    user = tour.create("Error.Case@contoso.com")
+    tour.create("taken@contoso.com")
+    at = f"{users}/{user['id']}"
+    tour("POST", users, 409, body=entra_user("ERROR.case@contoso.com"))
+    tour("POST", users, 400, data=b"{not json", content_type=SCIM_JSON)
+    without_user_name = entra_user("x@contoso.com")
+    del without_user_name["userName"]
+    tour("POST", users, 400, body=without_user_name)
+    tour("POST", users, 415, data=b"{}", content_type="text/plain")
+    tour("GET", users, 400, path=f'{users}?filter=title eq "Engineer"')
+    tour("GET", users, 400, path=f"{users}?count=many")
+    tour("GET", users, 501, path=f"{users}?sortBy=userName")
+    tour("GET", one, 400, path=f"{at}?attributes=userName&excludedAttributes=emails")
+    taken = entra_user("TAKEN@contoso.com", externalId=user["externalId"])
+    tour("PUT", one, 409, path=at, body=taken)
+    tour("PUT", one, 400, path=at, body=without_user_name)
+    tour("PUT", one, 415, path=at, data=b"{}", content_type="text/plain")
+    rename = [{"op": "replace", "path": "userName", "value": "Taken@Contoso.com"}]
+    tour("PATCH", one, 409, path=at, body={"schemas": [PATCH_OP], "Operations": rename})
+    move = [{"op": "Move", "path": "title", "value": "x"}]
+    tour("PATCH", one, 400, path=at, body={"schemas": [PATCH_OP], "Operations": move})
+    tour("PATCH", one, 415, path=at, data=b"{}", content_type="text/plain")
+
+
+def searches(tour: Tour) -> None:
+    tour.create("Search.Me@contoso.com")
+    found = {"schemas": [SEARCH_REQUEST], "filter": 'userName eq "search.me@contoso.com"'}
+    for template in (f"{SCIM}/Users/.search", f"{SCIM}/.search"):
+        tour("POST", template, 200, body=found)
+        tour("POST", template, 200, body={**found, "attributes": ["userName"], "count": 1})
+        tour("POST", template, 400, body={"filter": 'userName co "jane"'})
+        tour("POST", template, 415, data=b"{}", content_type="text/plain")
+        tour("POST", template, 501, body={"sortBy": "userName"})
+    root = f"{SCIM}/"
+    tour("GET", root, 200, path=f'{root}?filter=userName eq "search.me@contoso.com"')
+    tour("GET", root, 400, path=f"{root}?filter=userName eq")
+    tour("GET", root, 501, path=f"{root}?sortOrder=descending")
+
+
+def discovery(tour: Tour) -> None:
+    listed = {
+        f"{SCIM}/ResourceTypes": f"{SCIM}/ResourceTypes/{{id}}",
+        f"{SCIM}/Schemas": f"{SCIM}/Schemas/{{id}}",
+    }
+    for collection, one in listed.items():
+        resources = tour("GET", collection, 200).json["Resources"]
+        for resource in resources:
+            tour("GET", one, 200, path=f"{collection}/{resource['id']}")
+        tour("GET", one, 404, path=f"{collection}/nothing")
+        tour("GET", collection, 403, path=f'{collection}?filter=id eq "User"')
+        tour("GET", one, 403, path=f'{collection}/{resources[0]["id"]}?filter=id eq "User"')
+    configuration = f"{SCIM}/ServiceProviderConfig"
+    tour("GET", configuration, 200)
+    tour("GET", configuration, 403, path=f'{configuration}?filter=id eq "x"')
+
+
+def unsupported(tour: Tour) -> None:
+    bulk = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": []}
+    tour("POST", f"{SCIM}/Bulk", 501, body=bulk)
+    for method in ("GET", "PUT", "PATCH", "DELETE", "POST"):
+        body = None if method in ("GET", "DELETE") else entra_user()
+        tour(method, f"{SCIM}/Me", 501, body=body)
+
+
+def unauthenticated(tour: Tour) -> None:
+    """Every SCIM operation, without a token or with a bad one."""
+    for method, template in sorted(tour.api.operations()):
+        if template.startswith(SCIM):
+            path = template.replace("{id}", "anything")
+            tour(method, template, 401, path=path, auth=False)
+            tour(method, template, 401, path=path, auth="Bearer not-a-token")
+
+
+SCENARIOS: list[Callable[[Tour], None]] = [
+    probes,
+    users,
+    user_errors,
+    searches,
+    discovery,
+    unsupported,
+    unauthenticated,
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.__name__ for s in SCENARIOS])
+def test_live_responses_conform_to_the_document(
+    make_bridge: Any, api: OpenApi, tmp_path: Path, scenario: Callable[[Tour], None]
+) -> None:
+    tour = Tour(api, make_bridge(), tmp_path)
+    scenario(tour)
+    assert tour.problems == []
+
+
+def test_every_documented_response_is_exercised(
+    make_bridge: Any, api: OpenApi, tmp_path: Path
+) -> None:
+    """The scenarios reach every documented operation and status, so all of them are checked."""
+    tour = Tour(api, make_bridge(), tmp_path)
+    for scenario in SCENARIOS:
+        scenario(tour)
+    assert tour.problems == []
+    documented = {
+        (method, template, status)
+        for method, template in api.operations()
+        for status in api.responses(method, template)
+        if status not in UNPROVOKABLE_STATUSES
+    }
+    assert sorted(documented - tour.exercised) == []
