@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from typing import Any
 
@@ -30,6 +31,8 @@ from scim_bridge.store.links import LinkStore
 from scim_bridge.store.migrate import ensure_schema
 from scim_bridge.store.users import USER_JOB
 from scim_bridge.store.users import UserStore
+
+log = logging.getLogger(__name__)
 
 # How a permanent GitLab refusal reads to Entra (RFC 7644 §3.12).
 REJECTION_ERRORS = {"conflict": (409, "uniqueness"), "invalid": (400, "invalidValue")}
@@ -107,6 +110,10 @@ class Bridge:
         except Rejected as rejection:
             status, scim_type = REJECTION_ERRORS[rejection.kind]
             raise WriteRejected(status, scim_type, rejection.detail) from rejection
+        except Exception:
+            # The write is committed and its jobs are queued: Entra gets its answer, and the
+            # worker finishes the work once whatever failed here (the database?) is back.
+            log.exception("inline reconcile failed; the worker will retry %s", job_keys)
 
     def revert(self, changes: list[Change], reason: str) -> None:
         with self.db.transaction(write=True):
