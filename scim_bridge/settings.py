@@ -7,7 +7,10 @@ The names are part of the operator interface in DESIGN.md: extend them, never re
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +23,11 @@ from marshmallow import Schema
 from marshmallow import ValidationError
 from marshmallow import fields
 from marshmallow import validate
+from marshmallow import validates_schema
+
+from scim_bridge.gitlab.access import ALLOWED as ALLOWED_ACCESS_LEVELS
+from scim_bridge.gitlab.access import GUEST
+from scim_bridge.gitlab.access import parse_access_level
 
 ENV_PREFIX = "SCIM_BRIDGE_"
 DEFAULT_DATABASE_URL = "sqlite:///scim-bridge.db"
@@ -75,12 +83,85 @@ class ServerSchema(_Section):
     workers = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
 
 
+class AccessLevel(fields.Field):
+    """A GitLab access level by name or number, loaded as its number."""
+
+    default_error_messages = {"required": f"missing; {ALLOWED_ACCESS_LEVELS}"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        try:
+            return parse_access_level(value)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+
+
+_GROUP_PATH = re.compile(r"[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-]+)*")
+
+
+def _group_path(value: str) -> None:
+    """A GitLab group full path: ``acme/engineering``."""
+    if not _GROUP_PATH.fullmatch(value) or any(not part.strip(".") for part in value.split("/")):
+        raise ValidationError(
+            f"{value!r} is not a GitLab group full path; use segments of letters, digits, "
+            "'_', '.' and '-' joined by single '/', e.g. \"acme/engineering\""
+        )
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be empty")
+
+
+NEITHER_MATCH_KEY = "external_id or display_name"
+BOTH_MATCH_KEYS = "external_id and display_name"
+
+
+class GroupRuleSchema(_Section):
+    """One ``[[groups.rules]]`` entry: which Entra group, which GitLab group, which level."""
+
+    external_id = fields.String(load_default=None, validate=_not_blank)
+    display_name = fields.String(load_default=None, validate=_not_blank)
+    gitlab_group = fields.String(
+        required=True,
+        validate=_group_path,
+        error_messages={
+            "required": 'missing; set the GitLab group full path, e.g. "acme/engineering"'
+        },
+    )
+    access_level = AccessLevel(required=True)
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _exactly_one_match(self, data: Any, original_data: Any, **kwargs: Any) -> None:
+        given = [key for key in ("external_id", "display_name") if key in original_data]
+        if not given:
+            raise ValidationError(
+                "missing; a rule matches an Entra group by exactly one of them "
+                "(external_id: its object id, or display_name)",
+                field_name=NEITHER_MATCH_KEY,
+            )
+        if len(given) == 2:
+            raise ValidationError(
+                "both are set; a rule matches an Entra group by exactly one of them",
+                field_name=BOTH_MATCH_KEYS,
+            )
+
+
+class GroupsSchema(_Section):
+    unmapped = fields.String(load_default="ignore", validate=validate.OneOf(["ignore", "create"]))
+    parent = fields.String(load_default="entra", validate=_group_path)
+    default_access_level = AccessLevel(load_default=GUEST)
+    rules = fields.List(
+        fields.Nested(GroupRuleSchema), load_default=list, metadata={"file_only": True}
+    )
+
+
 SECTIONS: dict[str, type[Schema]] = {
     "database": DatabaseSchema,
     "gitlab": GitLabSchema,
     "users": UsersSchema,
     "reconcile": ReconcileSchema,
     "server": ServerSchema,
+    "groups": GroupsSchema,
 }
 
 
@@ -123,6 +204,24 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class GroupRule:
+    """Entra group (by ``external_id`` or by ``display_name``, exactly one) → GitLab group."""
+
+    external_id: str | None
+    display_name: str | None
+    gitlab_group: str
+    access_level: int
+
+
+@dataclass(frozen=True)
+class GroupsSettings:
+    unmapped: str = "ignore"
+    parent: str = "entra"
+    default_access_level: int = GUEST
+    rules: tuple[GroupRule, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     auto_migrate: bool = True
@@ -130,6 +229,7 @@ class Settings:
     users: UsersSettings = field(default_factory=UsersSettings)
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    groups: GroupsSettings = field(default_factory=GroupsSettings)
     config_path: str | None = None
 
 
@@ -154,6 +254,11 @@ def _env_overrides(section: str, schema: Schema, environ: Mapping[str, str]) -> 
         raw = environ.get(_env_name(section, key))
         if raw is None:
             continue
+        if schema_field.metadata.get("file_only"):
+            raise SettingsError(
+                f"{_env_name(section, key)}: [[{section}.{key}]] is read only from the file "
+                "named by SCIM_BRIDGE_CONFIG, never from the environment"
+            )
         if isinstance(schema_field, fields.List):
             values[key] = [item.strip() for item in raw.split(",") if item.strip()]
         else:
@@ -189,6 +294,8 @@ def _load_section(
         messages = error.normalized_messages()
         assert isinstance(messages, dict)
         key, problems = next(iter(messages.items()))
+        if key in schema.fields and schema.fields[key].metadata.get("file_only"):
+            raise _rules_error(section, key, problems, merged[key], path) from None
         if key == "_schema":
             key = "?"
         text = "; ".join(_flatten(problems))
@@ -196,6 +303,74 @@ def _load_section(
             text = f"unknown key (known keys: {', '.join(sorted(schema.fields))})"
         raise SettingsError(f"{_describe(section, key, key in overrides, path)}: {text}") from None
     return loaded
+
+
+def _rules_error(
+    section: str, key: str, problems: Any, raw: Any, path: str | None
+) -> SettingsError:
+    """``[[groups.rules]] #2 (display_name = "Devs") in PATH: access_level: ...``."""
+    where = f" in {path}" if path else ""
+    if not isinstance(raw, list):
+        return SettingsError(
+            f"[{section}] {key}{where}: must be an array of tables, each written as a "
+            f"[[{section}.{key}]] section, not {_toml_kind(raw)}"
+        )
+    for number, rule in enumerate(raw, start=1):
+        if not isinstance(rule, dict):
+            return SettingsError(
+                f"[[{section}.{key}]] #{number}{where}: must be a table, each written as a "
+                f"[[{section}.{key}]] section, not {_toml_kind(rule)}"
+            )
+    index, rule_problems = next(iter(problems.items()))
+    return SettingsError(
+        f"[[{section}.{key}]] #{index + 1}{_rule_label(raw[index])}{where}: "
+        f"{_first_rule_problem(rule_problems)}"
+    )
+
+
+def _rule_label(rule: dict[str, Any]) -> str:
+    """`` (display_name = "GitLab Developers")``: how the operator finds the rule in the file."""
+    shown = [
+        f"{name} = {json.dumps(rule[name], ensure_ascii=False, default=str)}"
+        for name in ("external_id", "display_name")
+        if name in rule
+    ]
+    return f" ({', '.join(shown)})" if shown else ""
+
+
+_RULE_PROBLEM_ORDER = (
+    NEITHER_MATCH_KEY,
+    BOTH_MATCH_KEYS,
+    *GroupRuleSchema().fields,
+)
+
+
+def _first_rule_problem(problems: dict[str, Any]) -> str:
+    """Unknown keys (typos) first, as they explain the rest; then in the order of the keys."""
+    key = min(
+        problems,
+        key=lambda name: _RULE_PROBLEM_ORDER.index(name) if name in _RULE_PROBLEM_ORDER else -1,
+    )
+    text = "; ".join(_flatten(problems[key]))
+    if text == "Unknown field.":
+        known = sorted(GroupRuleSchema().fields)
+        text = f"unknown key (known keys: {', '.join(known)})"
+        close = difflib.get_close_matches(key, known, n=1)
+        if close:
+            text += f"; did you mean {close[0]}?"
+    return f"{key}: {text}"
+
+
+def _toml_kind(value: Any) -> str:
+    kinds = (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a float"),
+        (str, "a string"),
+        (dict, "a table"),
+        (list, "an array"),
+    )
+    return next((kind for type_, kind in kinds if isinstance(value, type_)), "a date or time")
 
 
 def _flatten(problems: Any) -> list[str]:
@@ -216,35 +391,55 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
     path = environ.get(f"{ENV_PREFIX}CONFIG") or None
     document = _read_file(path) if path else {}
-    known = {*SECTIONS, "groups", "auth", "audit"}
+    _check_sections(document, path)
+    loaded = {
+        section: _load_section(section, document.get(section), environ, path)
+        for section in SECTIONS
+    }
+    return Settings(
+        database_url=loaded["database"]["url"],
+        auto_migrate=loaded["database"]["auto_migrate"],
+        gitlab=_gitlab_settings(loaded["gitlab"], environ),
+        users=_users_settings(loaded["users"]),
+        reconcile=ReconcileSettings(**loaded["reconcile"]),
+        server=ServerSettings(**loaded["server"]),
+        groups=_groups_settings(loaded["groups"]),
+        config_path=path,
+    )
+
+
+def _check_sections(document: dict[str, Any], path: str | None) -> None:
+    known = {*SECTIONS, "auth", "audit"}
     for section in document:
         if section not in known:
             raise SettingsError(
                 f"[{section}] in {path}: unknown section (known: {', '.join(sorted(known))})"
             )
-    loaded = {
-        section: _load_section(section, document.get(section), environ, path)
-        for section in SECTIONS
-    }
-    gitlab = loaded["gitlab"]
-    token = environ.get(f"{ENV_PREFIX}GITLAB_TOKEN") or None
-    return Settings(
-        database_url=loaded["database"]["url"],
-        auto_migrate=loaded["database"]["auto_migrate"],
-        gitlab=GitLabSettings(
-            url=(gitlab["url"] or None) and gitlab["url"].rstrip("/"),
-            token=token,
-            identity_provider=gitlab["identity_provider"],
-            dry_run=gitlab["dry_run"],
-            timeout_seconds=gitlab["timeout_seconds"],
-        ),
-        users=UsersSettings(
-            on_deactivate=loaded["users"]["on_deactivate"],
-            on_delete=loaded["users"]["on_delete"],
-            link_existing=loaded["users"]["link_existing"],
-            protected_usernames=tuple(loaded["users"]["protected_usernames"]),
-        ),
-        reconcile=ReconcileSettings(**loaded["reconcile"]),
-        server=ServerSettings(**loaded["server"]),
-        config_path=path,
+
+
+def _gitlab_settings(gitlab: dict[str, Any], environ: Mapping[str, str]) -> GitLabSettings:
+    return GitLabSettings(
+        url=(gitlab["url"] or None) and gitlab["url"].rstrip("/"),
+        token=environ.get(f"{ENV_PREFIX}GITLAB_TOKEN") or None,
+        identity_provider=gitlab["identity_provider"],
+        dry_run=gitlab["dry_run"],
+        timeout_seconds=gitlab["timeout_seconds"],
+    )
+
+
+def _users_settings(users: dict[str, Any]) -> UsersSettings:
+    return UsersSettings(
+        on_deactivate=users["on_deactivate"],
+        on_delete=users["on_delete"],
+        link_existing=users["link_existing"],
+        protected_usernames=tuple(users["protected_usernames"]),
+    )
+
+
+def _groups_settings(groups: dict[str, Any]) -> GroupsSettings:
+    return GroupsSettings(
+        unmapped=groups["unmapped"],
+        parent=groups["parent"],
+        default_access_level=groups["default_access_level"],
+        rules=tuple(GroupRule(**rule) for rule in groups["rules"]),
     )

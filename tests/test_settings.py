@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from scim_bridge.settings import GroupRule
+from scim_bridge.settings import GroupsSettings
 from scim_bridge.settings import SettingsError
 from scim_bridge.settings import load_settings
 
@@ -103,3 +105,244 @@ def test_invalid_settings_name_the_key(
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"SCIM_BRIDGE_CONFIG: file .* does not exist"):
         load_settings({"SCIM_BRIDGE_CONFIG": str(tmp_path / "absent.toml")})
+
+
+# [groups] and [[groups.rules]] ------------------------------------------------------------------
+
+ALLOWED_LEVELS = (
+    "use guest, planner, reporter, developer, maintainer, owner or 5, 10, 15, 20, 25, 30, 40, 50"
+)
+DEVS_ID = "0b3c6f5e-8f0c-4a36-9c4e-2f6a1d7e9b10"
+
+
+def test_groups_default_to_ignoring_unmapped_groups() -> None:
+    groups = load_settings({}).groups
+    assert groups == GroupsSettings(
+        unmapped="ignore", parent="entra", default_access_level=10, rules=()
+    )
+
+
+def test_groups_rules_by_display_name_and_external_id(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[groups]
+unmapped = "create"
+parent = "acme/entra"
+default_access_level = "Reporter"
+
+[[groups.rules]]
+display_name = "GitLab Developers"
+gitlab_group = "acme/engineering"
+access_level = "developer"
+
+[[groups.rules]]
+external_id = "{DEVS_ID}"
+gitlab_group = "acme/engineering.tools"
+access_level = 40
+
+[[groups.rules]]
+display_name = "Security"
+gitlab_group = "acme/sec_ops-2"
+access_level = 25
+""",
+    )
+    groups = load_settings({"SCIM_BRIDGE_CONFIG": path}).groups
+    assert (groups.unmapped, groups.parent, groups.default_access_level) == (
+        "create",
+        "acme/entra",
+        20,
+    )
+    assert groups.rules == (
+        GroupRule(None, "GitLab Developers", "acme/engineering", 30),
+        GroupRule(DEVS_ID, None, "acme/engineering.tools", 40),
+        GroupRule(None, "Security", "acme/sec_ops-2", 25),
+    )
+
+
+def test_groups_scalars_from_the_environment_win(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[groups]
+unmapped = "ignore"
+parent = "entra"
+default_access_level = "guest"
+
+[[groups.rules]]
+display_name = "Ops"
+gitlab_group = "acme/ops"
+access_level = "maintainer"
+""",
+    )
+    groups = load_settings(
+        {
+            "SCIM_BRIDGE_CONFIG": path,
+            "SCIM_BRIDGE_GROUPS_UNMAPPED": "create",
+            "SCIM_BRIDGE_GROUPS_PARENT": "acme/from-entra",
+            "SCIM_BRIDGE_GROUPS_DEFAULT_ACCESS_LEVEL": "30",
+        }
+    ).groups
+    assert (groups.unmapped, groups.parent, groups.default_access_level) == (
+        "create",
+        "acme/from-entra",
+        30,
+    )
+    assert groups.rules == (GroupRule(None, "Ops", "acme/ops", 40),)
+    named = load_settings({"SCIM_BRIDGE_GROUPS_DEFAULT_ACCESS_LEVEL": "Planner"}).groups
+    assert named.default_access_level == 15
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"SCIM_BRIDGE_GROUPS_RULES": "Devs=acme/eng:developer"},
+            "SCIM_BRIDGE_GROUPS_RULES: [[groups.rules]] is read only from the file named by "
+            "SCIM_BRIDGE_CONFIG, never from the environment",
+        ),
+        (
+            {"SCIM_BRIDGE_GROUPS_UNMAPPED": "mirror"},
+            "SCIM_BRIDGE_GROUPS_UNMAPPED: Must be one of: ignore, create.",
+        ),
+        (
+            {"SCIM_BRIDGE_GROUPS_DEFAULT_ACCESS_LEVEL": "35"},
+            f"SCIM_BRIDGE_GROUPS_DEFAULT_ACCESS_LEVEL: '35' is not an access level; {ALLOWED_LEVELS}",
+        ),
+        (
+            {"SCIM_BRIDGE_GROUPS_PARENT": "entra/"},
+            "SCIM_BRIDGE_GROUPS_PARENT: 'entra/' is not a GitLab group full path; use segments of "
+            "letters, digits, '_', '.' and '-' joined by single '/', e.g. \"acme/engineering\"",
+        ),
+    ],
+)
+def test_invalid_groups_environment_is_named(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environ)
+    assert str(raised.value) == message
+
+
+GOOD_RULE = """
+[[groups.rules]]
+external_id = "0b3c6f5e-8f0c-4a36-9c4e-2f6a1d7e9b10"
+gitlab_group = "acme/ops"
+access_level = "maintainer"
+"""
+PATH_HINT = (
+    "is not a GitLab group full path; use segments of letters, digits, '_', '.' and '-' "
+    "joined by single '/', e.g. \"acme/engineering\""
+)
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            'display_name = "GitLab Developers"\ngitlab_group = "acme/eng"\naccess_level = "dev"',
+            '#2 (display_name = "GitLab Developers") in {path}: access_level: '
+            f"'dev' is not an access level; {ALLOWED_LEVELS}",
+        ),
+        (
+            'display_name = "GitLab Developers"\ngitlab_group = "acme/eng"\naccess_level = 35',
+            '#2 (display_name = "GitLab Developers") in {path}: access_level: '
+            f"35 is not an access level; {ALLOWED_LEVELS}",
+        ),
+        (
+            'display_name = "GitLab Developers"\ngitlab_group = "acme/eng"',
+            '#2 (display_name = "GitLab Developers") in {path}: access_level: '
+            f"missing; {ALLOWED_LEVELS}",
+        ),
+        (
+            'display_name = "GitLab Developers"\naccess_level = "developer"',
+            '#2 (display_name = "GitLab Developers") in {path}: gitlab_group: '
+            'missing; set the GitLab group full path, e.g. "acme/engineering"',
+        ),
+        (
+            'display_name = "Devs"\ngitlab_grop = "acme/eng"\naccess_level = "developer"',
+            '#2 (display_name = "Devs") in {path}: gitlab_grop: unknown key (known keys: '
+            "access_level, display_name, external_id, gitlab_group); did you mean gitlab_group?",
+        ),
+        (
+            'external_id = "e-1"\ndisplay_name = "Devs"\ngitlab_group = "acme"\naccess_level = 30',
+            '#2 (external_id = "e-1", display_name = "Devs") in {path}: external_id and '
+            "display_name: both are set; a rule matches an Entra group by exactly one of them",
+        ),
+        (
+            'gitlab_group = "acme/eng"\naccess_level = "developer"',
+            "#2 in {path}: external_id or display_name: missing; a rule matches an Entra group "
+            "by exactly one of them (external_id: its object id, or display_name)",
+        ),
+        (
+            'display_name = "  "\ngitlab_group = "acme/eng"\naccess_level = "developer"',
+            '#2 (display_name = "  ") in {path}: display_name: must not be empty',
+        ),
+        (
+            'external_id = 42\ngitlab_group = "acme/eng"\naccess_level = "developer"',
+            "#2 (external_id = 42) in {path}: external_id: Not a valid string.",
+        ),
+        *(
+            (
+                f'display_name = "Devs"\ngitlab_group = "{bad}"\naccess_level = "developer"',
+                f"#2 (display_name = \"Devs\") in {{path}}: gitlab_group: '{bad}' {PATH_HINT}",
+            )
+            for bad in ["/acme/eng", "acme/eng/", "acme//eng", "acme eng", "acme/..", "", "äcme"]
+        ),
+    ],
+)
+def test_invalid_group_rules_name_the_rule_and_key(tmp_path: Path, rule: str, message: str) -> None:
+    path = write(tmp_path, f"{GOOD_RULE}\n[[groups.rules]]\n{rule}\n")
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"SCIM_BRIDGE_CONFIG": path})
+    assert str(raised.value) == "[[groups.rules]] " + message.format(path=path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[groups.rules]\ndisplay_name = "Devs"\n',
+            "[groups] rules in {path}: must be an array of tables, each written as a "
+            "[[groups.rules]] section, not a table",
+        ),
+        (
+            '[groups]\nrules = "Devs=acme/eng"\n',
+            "[groups] rules in {path}: must be an array of tables, each written as a "
+            "[[groups.rules]] section, not a string",
+        ),
+        (
+            f'[groups]\nrules = [{{ external_id = "{DEVS_ID}", gitlab_group = "a", '
+            'access_level = 10 }, "Devs"]\n',
+            "[[groups.rules]] #2 in {path}: must be a table, each written as a "
+            "[[groups.rules]] section, not a string",
+        ),
+        (
+            '[groups]\nunmaped = "create"\n',
+            "[groups] unmaped in {path}: unknown key "
+            "(known keys: default_access_level, parent, rules, unmapped)",
+        ),
+        (
+            '[groups]\ndefault_access_level = "admin"\n',
+            f"[groups] default_access_level in {{path}}: 'admin' is not an access level; "
+            f"{ALLOWED_LEVELS}",
+        ),
+    ],
+)
+def test_invalid_groups_section_is_named(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"SCIM_BRIDGE_CONFIG": path})
+    assert str(raised.value) == message.format(path=path)
+
+
+def test_first_invalid_rule_is_reported_with_its_index(tmp_path: Path) -> None:
+    rules = [
+        GOOD_RULE,
+        GOOD_RULE,
+        '[[groups.rules]]\ndisplay_name = "Third"\ngitlab_group = "x"\naccess_level = "dev"\n',
+        '[[groups.rules]]\ndisplay_name = "Fourth"\n',
+    ]
+    path = write(tmp_path, "\n".join(rules))
+    with pytest.raises(
+        SettingsError, match=r'^\[\[groups\.rules\]\] #3 \(display_name = "Third"\)'
+    ):
+        load_settings({"SCIM_BRIDGE_CONFIG": path})
