@@ -10,6 +10,8 @@ from sqlalchemy import JSON
 from sqlalchemy import Boolean
 from sqlalchemy import Column
 from sqlalchemy import DateTime
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
 from sqlalchemy import Integer
 from sqlalchemy import MetaData
 from sqlalchemy import String
@@ -56,9 +58,9 @@ jobs = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     # One row per entity: pending work for the same entity coalesces into it.
-    Column("key", String(128), nullable=False, unique=True),
+    Column("key", String(600), nullable=False, unique=True),
     Column("kind", String(32), nullable=False),
-    Column("entity_id", String(64), nullable=False),
+    Column("entity_id", String(512), nullable=False),  # a user or group id, or a GitLab path
     # Bumped by every enqueue, so a run that started before a newer write does not complete it.
     Column("generation", Integer, nullable=False, default=1),
     Column("state", String(16), nullable=False, index=True),  # pending | parked
@@ -96,4 +98,78 @@ api_tokens = Table(
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("display_name", Text, nullable=False),
+    # Entra needs displayName unique, compared case-insensitively (entra.md §1.8).
+    Column("display_name_key", Text, nullable=False, unique=True),
+    Column("external_id", Text, nullable=True, index=True),
+    # The group without its members: they live in group_members, so that adding one member to a
+    # group of 50,000 writes one row instead of rewriting the document.
+    Column("data", JsonDocument, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", String(36), ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", String(64), primary_key=True),
+    Column("display", Text, nullable=True),
+    Index("ix_group_members_member_id", "member_id"),
+)
+
+# Members whose membership changed, per SCIM group, since the mapping last looked: the
+# provisioning layer turns them into per-GitLab-group work (kept apart from the SCIM writes so the
+# store stays ignorant of rules and GitLab).
+group_member_changes = Table(
+    "group_member_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("group_id", String(36), nullable=False, index=True),
+    Column("user_id", String(64), nullable=False),
+)
+
+# The GitLab groups (and levels) each SCIM group was last mapped to.
+group_targets = Table(
+    "group_targets",
+    metadata,
+    Column("group_id", String(36), primary_key=True),
+    Column("gitlab_group", Text, primary_key=True),
+    Column("access_level", Integer, nullable=False),
+    Column("created_by_bridge", Boolean, nullable=False),
+)
+
+# (GitLab group, SCIM user) pairs whose GitLab membership must be looked at again.
+membership_dirty = Table(
+    "membership_dirty",
+    metadata,
+    Column("gitlab_group", Text, primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    # Marked again by a newer change while a run looks at it: that run must not clear it.
+    Column("marked_at", DateTime(timezone=True), nullable=False),
+)
+
+# The memberships the bridge manages: the level it set and, for a membership it found in place,
+# the level to restore when its grant goes.
+managed_memberships = Table(
+    "managed_memberships",
+    metadata,
+    Column("gitlab_group", Text, primary_key=True),
+    Column("gitlab_user_id", Integer, primary_key=True),
+    Column("access_level", Integer, nullable=False),
+    Column("prior_level", Integer, nullable=True),
+)
+
+bridge_state = Table(
+    "bridge_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )

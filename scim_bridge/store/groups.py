@@ -1,0 +1,366 @@
+"""SCIM Groups in SQL, with members as rows so that huge groups stay cheap to change.
+
+A PATCH that adds or removes members (Entra's only frequent group write) never loads the member
+list: each operation becomes a few indexed statements (``patch`` below). Only a PUT, a ``replace``
+of all members, or an unusual filter falls back to the whole list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Any
+
+from scim2_models import PatchOp
+from scim2_models import Resource
+from scim2_models import ResourceType
+from scim2_models import ResponseParameters
+from scim2_models import SearchRequest
+from scim2_models.path import AttrPath
+from scim2_models.path import CompareOperator
+from scim2_models.path import Comparison
+from scim2_models.path import FilterNode
+from scim2_models.path import LogicalExpr
+from scim2_models.path import LogicalOperator
+from scim2_models.path import ValuePath
+from scim2_server.storage import SearchPage
+from scim2_server.utils import parametrize
+from sqlalchemy import exists
+from sqlalchemy import select
+
+from scim_bridge.store import memberships
+from scim_bridge.store.db import Change
+from scim_bridge.store.db import current_transaction
+from scim_bridge.store.documents import DocumentStore
+from scim_bridge.store.documents import Equality
+from scim_bridge.store.memberships import GROUP_JOB
+from scim_bridge.store.schema import group_members
+from scim_bridge.store.schema import groups
+
+CORE_GROUP_URN = "urn:ietf:params:scim:schemas:core:2.0:Group"
+AUDITED_IDS = 1000  # beyond this many members, an audit event gives counts, not every id
+
+Member = tuple[str, str | None]
+
+
+def _is_members(path: AttrPath) -> bool:
+    return path.attr.lower() == "members" and (path.uri or CORE_GROUP_URN).lower() == (
+        CORE_GROUP_URN.lower()
+    )
+
+
+def _mentions_members(attribute: Any) -> bool:
+    name = str(attribute).lower().removeprefix(CORE_GROUP_URN.lower() + ":")
+    return name == "members" or name.startswith(("members.", "members["))
+
+
+def wants_members(
+    attributes: Iterable[Any] | None, excluded_attributes: Iterable[Any] | None
+) -> bool:
+    """Whether a response keeps ``members`` (RFC 7644 §3.4.2.5); if not, they are not even read."""
+    if excluded_attributes and any(_mentions_members(a) for a in excluded_attributes):
+        return False
+    return not attributes or any(_mentions_members(a) for a in attributes)
+
+
+def _members_of(value: Any) -> list[Member]:
+    """Entra sends ``[{"value": id, "$ref": null}, ...]``; a single object is accepted too."""
+    items = value if isinstance(value, list) else [value]
+    found: list[Member] = []
+    for item in items:
+        if isinstance(item, dict):
+            keys = {key.lower(): key for key in item}
+            if "value" in keys and item[keys["value"]]:
+                display = item.get(keys["display"]) if "display" in keys else None
+                found.append((str(item[keys["value"]]), display))
+        elif isinstance(item, str) and item:
+            found.append((item, None))
+    return found
+
+
+def _value_ids(node: FilterNode) -> list[str] | None:
+    """The ids of ``value eq "a" or value eq "b"``; None for any other filter."""
+    if isinstance(node, Comparison):
+        path = node.attr_path
+        if node.op == CompareOperator.eq and path.attr.lower() == "value" and not path.sub_attr:
+            return [str(node.value)]
+        return None
+    if isinstance(node, LogicalExpr) and node.op == LogicalOperator.or_:
+        ids: list[str] = []
+        for term in node.terms:
+            term_ids = _value_ids(term)
+            if term_ids is None:
+                return None
+            ids.extend(term_ids)
+        return ids
+    return None
+
+
+class GroupStore(DocumentStore):
+    """The Groups resource type on SQL."""
+
+    table = groups
+    resource_type_name = "Group"
+    core_urn = CORE_GROUP_URN
+    job_kind = GROUP_JOB
+    unique_attribute = "displayName"
+    unique_column = "display_name_key"
+    display_column = "display_name"
+
+    def document(self, resource: Resource[Any]) -> dict[str, Any]:
+        document = super().document(resource)
+        document.pop("members", None)
+        # Entra adds a schema URI of its own to new groups (entra.md §1.8); answer with ours only.
+        document["schemas"] = [CORE_GROUP_URN]
+        return document
+
+    def equalities(self) -> dict[str, Equality]:
+        def has_member(value: str) -> Any:
+            return exists().where(
+                group_members.c.group_id == groups.c.id, group_members.c.member_id == value
+            )
+
+        return {**super().equalities(), "members": has_member, "members.value": has_member}
+
+    # -- Reading ------------------------------------------------------------
+
+    def _members(self, group_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {group_id: [] for group_id in group_ids}
+        if not group_ids:
+            return found
+        statement = (
+            select(group_members)
+            .where(group_members.c.group_id.in_(group_ids))
+            .order_by(group_members.c.group_id, group_members.c.member_id)
+        )
+        for row in current_transaction().connection.execute(statement).mappings():
+            member = {"value": row["member_id"]}
+            if row["display"]:
+                member["display"] = row["display"]
+            found[row["group_id"]].append(member)
+        return found
+
+    def _group(self, row: Any, members: list[dict[str, Any]] | None) -> Resource[Any]:
+        return self._resource(row, {"members": members} if members else None)
+
+    def get(
+        self,
+        resource_type: ResourceType,
+        resource_id: str,
+        *,
+        response_parameters: ResponseParameters[Any] | None = None,
+    ) -> Resource[Any]:
+        with self.operation():
+            row = self._existing_row(resource_id)
+            keep = response_parameters is None or wants_members(
+                response_parameters.attributes, response_parameters.excluded_attributes
+            )
+            members = self._members([resource_id])[resource_id] if keep else None
+            return self._group(row, members)
+
+    def search(
+        self,
+        resource_types: list[ResourceType],
+        search_request: SearchRequest[Any],
+        *,
+        position: Any = None,
+    ) -> SearchPage:
+        with self.operation():
+            total, rows = self.search_rows(search_request)
+            keep = wants_members(search_request.attributes, search_request.excluded_attributes)
+            members = self._members([row["id"] for row in rows]) if keep else {}
+            resources = [self._group(row, members.get(row["id"])) for row in rows]
+            return SearchPage(total=total, resources=resources)
+
+    # -- Writing ------------------------------------------------------------
+
+    def _audit_members(self, added: list[str], removed: list[str]) -> dict[str, Any]:
+        detail: dict[str, Any] = {}
+        for key, ids in (("members_added", added), ("members_removed", removed)):
+            if ids:
+                detail[key] = ids if len(ids) <= AUDITED_IDS else f"{len(ids)} members"
+        return detail
+
+    def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
+        with self.operation():
+            document = self.document(resource)
+            group_id = self.insert_row(document)
+            added = memberships.add(group_id, _members_of(_dump_members(resource)))
+            self.written(
+                Change("Group", group_id, None, document),
+                "scim.group.create",
+                self._audit_members(added, []),
+            )
+            return self._group(self._existing_row(group_id), self._members([group_id])[group_id])
+
+    def update(
+        self,
+        resource_type: ResourceType,
+        resource: Resource[Any],
+        *,
+        expected_version: str | None = None,
+    ) -> Resource[Any]:
+        """A whole replacement (PUT): the member list is diffed, not rewritten."""
+        assert resource.id is not None
+        with self.operation():
+            row = self._existing_row(resource.id)
+            self._check_version(row, expected_version)
+            document = self.document(resource)
+            wanted = dict(_members_of(_dump_members(resource)))
+            current = set(memberships.member_ids(resource.id))
+            removed = memberships.remove(resource.id, current - set(wanted))
+            added = memberships.add(
+                resource.id, [(mid, shown) for mid, shown in wanted.items() if mid not in current]
+            )
+            self.update_row(resource.id, document, row["version"] + 1)
+            self.written(
+                Change("Group", resource.id, dict(row["data"]), document),
+                "scim.group.update",
+                self._audit_members(added, removed),
+            )
+            return self._group(
+                self._existing_row(resource.id), self._members([resource.id])[resource.id]
+            )
+
+    def delete(
+        self,
+        resource_type: ResourceType,
+        resource_id: str,
+        *,
+        expected_version: str | None = None,
+    ) -> None:
+        with self.operation():
+            row = self._existing_row(resource_id)
+            self._check_version(row, expected_version)
+            removed = memberships.remove_all(resource_id)
+            self.delete_row(resource_id)
+            self.written(
+                Change("Group", resource_id, dict(row["data"]), None),
+                "scim.group.delete",
+                self._audit_members([], removed),
+            )
+
+    def patch(
+        self,
+        resource_id: str,
+        patch_op: PatchOp[Any],
+        check_preconditions: Callable[[Resource[Any]], None],
+    ) -> Resource[Any]:
+        """Apply a PATCH (RFC 7644 §3.5.2) with member operations done row by row.
+
+        Attribute operations run on the group without its members through scim2-models' PATCH
+        engine; member operations become inserts and deletes of the members they name. The whole
+        PATCH is one transaction, so it applies entirely or not at all.
+        """
+        with self.operation():
+            row = self._existing_row(resource_id)
+            group = self._group(row, None)
+            check_preconditions(group)
+            before = self.document(group)
+            attribute_operations: list[Any] = []
+            added: list[str] = []
+            removed: list[str] = []
+            for operation in patch_op.operations:
+                handled = self._patch_members(resource_id, operation, added, removed)
+                if handled is not None:
+                    attribute_operations.extend(handled)
+                else:
+                    attribute_operations.append(operation)
+            if attribute_operations:
+                model = parametrize(PatchOp, self.model)
+                model.model_construct(operations=attribute_operations).patch(group)
+            after = self.document(group)
+            if after != before:
+                self.update_row(resource_id, after, row["version"] + 1)
+            elif added or removed:
+                self.touch(resource_id)
+            else:
+                return group
+            self.written(
+                Change("Group", resource_id, before, after),
+                "scim.group.update",
+                self._audit_members(added, removed),
+            )
+            return self._group(self._existing_row(resource_id), None)
+
+    def _patch_members(
+        self, group_id: str, operation: Any, added: list[str], removed: list[str]
+    ) -> list[Any] | None:
+        """Apply one operation if it is about members; returns what is left of it, or None."""
+        op = str(operation.op.value if hasattr(operation.op, "value") else operation.op).lower()
+        path = operation.path
+        if path is None:
+            return self._patch_members_without_path(group_id, op, operation, added, removed)
+        node = path.ast
+        if isinstance(node, AttrPath) and _is_members(node) and node.sub_attr is None:
+            members = _members_of(operation.value) if operation.value is not None else []
+            if op == "add":
+                added.extend(memberships.add(group_id, members))
+            elif op == "replace":
+                self._replace_members(group_id, members, added, removed)
+            elif members:  # remove with a value: Entra's default dialect removes exactly those
+                removed.extend(memberships.remove(group_id, [mid for mid, _ in members]))
+            else:  # remove without a value: every member (RFC 7644 §3.5.2.2)
+                removed.extend(memberships.remove_all(group_id))
+            return []
+        if isinstance(node, ValuePath) and _is_members(node.attr_path) and node.sub_attr is None:
+            ids = _value_ids(node.val_filter)
+            if op == "remove" and ids is not None:
+                removed.extend(memberships.remove(group_id, ids))
+                return []
+            return self._patch_members_in_full(group_id, operation, added, removed)
+        if isinstance(node, AttrPath | ValuePath) and _is_members(
+            node if isinstance(node, AttrPath) else node.attr_path
+        ):
+            return self._patch_members_in_full(group_id, operation, added, removed)
+        return None
+
+    def _patch_members_without_path(
+        self, group_id: str, op: str, operation: Any, added: list[str], removed: list[str]
+    ) -> list[Any] | None:
+        value = operation.value
+        if not isinstance(value, dict):
+            return None
+        keys = [
+            key for key in value if key.lower() in ("members", f"{CORE_GROUP_URN}:members".lower())
+        ]
+        if not keys:
+            return None
+        members = _members_of(value[keys[0]])
+        if op == "add":
+            added.extend(memberships.add(group_id, members))
+        else:
+            self._replace_members(group_id, members, added, removed)
+        rest = {key: item for key, item in value.items() if key not in keys}
+        return [operation.model_copy(update={"value": rest})] if rest else []
+
+    def _replace_members(
+        self, group_id: str, members: list[Member], added: list[str], removed: list[str]
+    ) -> None:
+        wanted = dict(members)
+        current = set(memberships.member_ids(group_id))
+        removed.extend(memberships.remove(group_id, current - set(wanted)))
+        added.extend(
+            memberships.add(group_id, [(m, d) for m, d in wanted.items() if m not in current])
+        )
+
+    def _patch_members_in_full(
+        self, group_id: str, operation: Any, added: list[str], removed: list[str]
+    ) -> list[Any]:
+        """An unusual member operation: apply it to the whole member list, then write the diff."""
+        row = self._existing_row(group_id)
+        members = self._members([group_id])[group_id]
+        group = self._group(row, members)
+        parametrize(PatchOp, self.model).model_construct(operations=[operation]).patch(group)
+        after = dict(_members_of(_dump_members(group)))
+        before = {member["value"] for member in members}
+        removed.extend(memberships.remove(group_id, before - set(after)))
+        added.extend(
+            memberships.add(group_id, [(m, d) for m, d in after.items() if m not in before])
+        )
+        return []
+
+
+def _dump_members(resource: Resource[Any]) -> list[dict[str, Any]]:
+    members = getattr(resource, "members", None) or []
+    return [member.model_dump(by_alias=True, exclude_none=True) for member in members]
