@@ -6,33 +6,48 @@ import logging
 from functools import cached_property
 from typing import Any
 
+from scim2_models import Group
 from scim2_models import UnauthorizedException
-from scim2_server.handler import ScimHandler
+from sqlalchemy import select
 
 from scim_bridge.auth.tokens import TokenStore
 from scim_bridge.gitlab.client import GitLab
 from scim_bridge.gitlab.planned import PlannedGitLab
 from scim_bridge.gitlab.types import CallRecord
+from scim_bridge.provisioning.memberships import GITLAB_GROUP_JOB
+from scim_bridge.provisioning.memberships import GitLabGroupReconciler
+from scim_bridge.provisioning.memberships import ScimGroupReconciler
 from scim_bridge.provisioning.reconciler import Rejected
 from scim_bridge.provisioning.reconciler import UserReconciler
+from scim_bridge.provisioning.rules import GroupMapper
 from scim_bridge.provisioning.runner import JobRunner
 from scim_bridge.scim.blueprint import ScimEndpoints
 from scim_bridge.scim.blueprint import WriteRejected
+from scim_bridge.scim.handler import BridgeScimHandler
 from scim_bridge.scim.models import ENTRA_POLICY
 from scim_bridge.scim.models import UserResource
 from scim_bridge.scim.models import build_provider
 from scim_bridge.scim.service import BridgeScimService
 from scim_bridge.settings import Settings
 from scim_bridge.store import audit
+from scim_bridge.store import jobs
+from scim_bridge.store import memberships
 from scim_bridge.store.db import Change
 from scim_bridge.store.db import Database
+from scim_bridge.store.groups import GroupStore
 from scim_bridge.store.jobs import JobQueue
 from scim_bridge.store.links import LinkStore
+from scim_bridge.store.memberships import GROUP_JOB
 from scim_bridge.store.migrate import ensure_schema
+from scim_bridge.store.resources import ScimStore
+from scim_bridge.store.schema import bridge_state
+from scim_bridge.store.schema import groups as groups_table
 from scim_bridge.store.users import USER_JOB
 from scim_bridge.store.users import UserStore
 
 log = logging.getLogger(__name__)
+
+RULES_FINGERPRINT = "groups.rules.fingerprint"
 
 # How a permanent GitLab refusal reads to Entra (RFC 7644 §3.12).
 REJECTION_ERRORS = {"conflict": (409, "uniqueness"), "invalid": (400, "invalidValue")}
@@ -50,6 +65,14 @@ class Bridge:
     @cached_property
     def users(self) -> UserStore:
         return UserStore(self.db, UserResource, ENTRA_POLICY)
+
+    @cached_property
+    def groups(self) -> GroupStore:
+        return GroupStore(self.db, Group, ENTRA_POLICY)
+
+    @cached_property
+    def resources(self) -> ScimStore:
+        return ScimStore(self.db, self.users, self.groups)
 
     @cached_property
     def links(self) -> LinkStore:
@@ -93,15 +116,49 @@ class Bridge:
 
     @cached_property
     def runner(self) -> JobRunner:
-        reconciler = UserReconciler(
+        users = UserReconciler(
             self.gitlab,
             self.users.data,
             self.links,
             self.settings.users,
             self.settings.gitlab,
             self.audit,
+            on_linked=self._note_linked,
         )
-        return JobRunner(self.queue, {USER_JOB: reconciler}, self.settings.reconcile, self.audit)
+        scim_groups = ScimGroupReconciler(
+            self.db, self.groups.data, self.settings.groups, self.gitlab, self.audit
+        )
+        gitlab_groups = GitLabGroupReconciler(self.db, self.gitlab, self.audit)
+        reconcilers = {USER_JOB: users, GROUP_JOB: scim_groups, GITLAB_GROUP_JOB: gitlab_groups}
+        return JobRunner(self.queue, reconcilers, self.settings.reconcile, self.audit)
+
+    def _note_linked(self, user_id: str) -> list[str]:
+        with self.db.transaction(write=True) as tx:
+            memberships.note_user_linked(user_id)
+            return list(tx.job_keys)
+
+    def revisit_groups_if_rules_changed(self) -> int:
+        """At worker start: if the operator changed the rules, look at every group's mapping again.
+
+        Entra only sends changes, so a new rule would otherwise wait for the group's next change.
+        Returns how many groups were queued.
+        """
+        fingerprint = GroupMapper(self.settings.groups).fingerprint()
+        with self.db.transaction(write=True) as tx:
+            connection = tx.connection
+            known = connection.execute(
+                select(bridge_state.c.value).where(bridge_state.c.key == RULES_FINGERPRINT)
+            ).scalar()
+            if known == fingerprint:
+                return 0
+            group_ids = list(connection.execute(select(groups_table.c.id)).scalars())
+            for group_id in group_ids:
+                jobs.enqueue(GROUP_JOB, group_id)
+            memberships.upsert(
+                bridge_state, [{"key": RULES_FINGERPRINT, "value": fingerprint}], ["key"], ["value"]
+            )
+            audit.record("rules.changed", None, {"groups_revisited": len(group_ids)})
+            return len(group_ids)
 
     def run_committed(self, changes: list[Change], job_keys: list[str]) -> None:
         """After a SCIM write commits: reconcile inline within the deadline."""
@@ -130,7 +187,7 @@ class Bridge:
         return f"token:{name}"
 
     def scim_endpoints(self) -> ScimEndpoints:
-        handler = ScimHandler(BridgeScimService(build_provider()), self.users)
+        handler = BridgeScimHandler(BridgeScimService(build_provider()), self.resources)
         return ScimEndpoints(
             handler,
             transaction=lambda write: self.db.transaction(write=write),

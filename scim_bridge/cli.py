@@ -161,6 +161,9 @@ def _supervise(commands: list[list[str]]) -> None:
 def worker() -> None:
     """Run the background worker alone: retries what inline reconciliation left."""
     bridge = _bridge()
+    revisited = bridge.revisit_groups_if_rules_changed()
+    if revisited:
+        logging.getLogger(__name__).info("group rules changed: %d group(s) queued", revisited)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

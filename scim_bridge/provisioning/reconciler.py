@@ -41,10 +41,15 @@ UNDO = {"blocked": "unblock", "deactivated": "activate", "banned": "unban"}
 class Rejected(Exception):
     """GitLab refused the desired state for good (no retry can cure it)."""
 
-    def __init__(self, kind: Literal["conflict", "invalid"], detail: str) -> None:
+    def __init__(
+        self, kind: Literal["conflict", "invalid"], detail: str, *, tell_client: bool = True
+    ) -> None:
         super().__init__(detail)
         self.kind = kind
         self.detail = detail
+        # False when the refusal is the operator's to fix (a rule naming a missing GitLab group),
+        # not the client's: the client's write stands and the job is parked, visible.
+        self.tell_client = tell_client
 
 
 class Retry(Exception):
@@ -76,6 +81,7 @@ class Deadline:
 @dataclass
 class Outcome:
     actions: list[str] = field(default_factory=list)
+    follow_up: list[str] = field(default_factory=list)  # job keys this run queued
 
 
 class UserReconciler:
@@ -89,8 +95,10 @@ class UserReconciler:
         users: UsersSettings,
         gitlab_settings: GitLabSettings,
         audit: Callable[[str, str | None, dict[str, Any] | None], None],
+        on_linked: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.gitlab = gitlab
+        self.on_linked = on_linked
         self.documents = documents
         self.links = links
         self.settings = users
@@ -172,6 +180,9 @@ class UserReconciler:
             retired_at=None,
         )
         self._save(link)
+        if self.on_linked is not None and not self.gitlab.dry_run:
+            # The account exists now: the grants of the user's groups can be applied to it.
+            outcome.follow_up.extend(self.on_linked(link.user_id))
         return account, link
 
     def _adoptable(self, desired: DesiredAccount, account: GitLabUser | None) -> GitLabUser | None:

@@ -71,23 +71,30 @@ class JobRunner:
     # -- Inline ---------------------------------------------------------------
 
     def run_inline(self, job_keys: list[str], seconds: float) -> None:
-        """Run the request's jobs until done or the deadline; raises :class:`Rejected`.
+        """Run the request's jobs, and the jobs they queue, until done or the deadline.
 
-        A rejected job is completed, not parked: the caller tells Entra and undoes the write.
+        A job rejected in a way the client must hear of is completed, not parked, and raises
+        :class:`Rejected`: the caller tells Entra and undoes the write.
         """
         deadline = Deadline.after(seconds)
-        for key in job_keys:
+        pending = list(job_keys)
+        seen: set[str] = set()
+        while pending:
+            key = pending.pop(0)
             remaining = deadline.remaining()
-            if remaining is None or remaining <= 0:
-                return
+            if key in seen or remaining is None or remaining <= 0:
+                continue
+            seen.add(key)
             job = self._claim_inline(key, deadline)
             if job is None:
                 continue
             try:
-                self._reconcile(job, deadline)
-            except Rejected:
-                self.queue.complete(job)
-                raise
+                outcome = self._reconcile(job, deadline)
+            except Rejected as rejection:
+                if rejection.tell_client:
+                    self.queue.complete(job)
+                    raise
+                self._park(job, rejection.detail)
             except Retry as retry:
                 self.queue.retry_later(
                     job, self.backoff(job.attempts, retry.retry_after), retry.detail
@@ -97,6 +104,7 @@ class JobRunner:
                 self.queue.retry_later(job, self.backoff(job.attempts, None), repr(error))
             else:
                 self.queue.complete(job)
+                pending.extend(outcome.follow_up)
 
     def _claim_inline(self, key: str, deadline: Deadline) -> Job | None:
         """Claim the job; while another runner holds it, wait for it until the deadline."""
@@ -122,8 +130,7 @@ class JobRunner:
         try:
             self._reconcile(job, Deadline())
         except Rejected as rejection:
-            self.queue.park(job, rejection.detail)
-            self.audit("job.parked", job.key, {"reason": rejection.detail})
+            self._park(job, rejection.detail)
         except Retry as retry:
             self._retry_or_park(job, retry.detail, retry.retry_after)
         except Exception as error:
@@ -132,10 +139,13 @@ class JobRunner:
         else:
             self.queue.complete(job)
 
+    def _park(self, job: Job, reason: str) -> None:
+        self.queue.park(job, reason)
+        self.audit("job.parked", job.key, {"reason": reason})
+
     def _retry_or_park(self, job: Job, detail: str, retry_after: float | None) -> None:
         if job.attempts + 1 >= self.settings.max_attempts:
-            self.queue.park(job, f"gave up after {job.attempts + 1} attempts: {detail}")
-            self.audit("job.parked", job.key, {"reason": detail, "attempts": job.attempts + 1})
+            self._park(job, f"gave up after {job.attempts + 1} attempts: {detail}")
             return
         self.queue.retry_later(job, self.backoff(job.attempts, retry_after), detail)
 

@@ -20,6 +20,7 @@ from scim2_models import ComplexAttribute
 from scim2_models import ETag
 from scim2_models import Extension
 from scim2_models import Filter
+from scim2_models import Group
 from scim2_models import Patch
 from scim2_models import Reference
 from scim2_models import Resource
@@ -104,8 +105,8 @@ def service_provider_config() -> ServiceProviderConfig:
 
 
 def build_provider() -> ScimProvider:
-    resource_types = [ResourceType.from_resource(UserResource)]
-    models: list[type[Resource[Any]] | type[Extension]] = [User, EntraEnterpriseUser]
+    resource_types = [ResourceType.from_resource(UserResource), ResourceType.from_resource(Group)]
+    models: list[type[Resource[Any]] | type[Extension]] = [User, Group, EntraEnterpriseUser]
     return ScimProvider(
         models=models,
         resource_types=resource_types,

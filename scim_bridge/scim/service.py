@@ -1,7 +1,7 @@
 """scim2-server's protocol rules, with the few answers Entra needs to differ.
 
 - PATCH on a User answers 200 with the resource (entra.md §2.1: what Entra's validator and most
-  checkers expect; RFC 7644 §3.5.2 allows it).
+  checkers expect; RFC 7644 §3.5.2 allows it); on a Group, 204.
 - Entra's leftover request shapes are normalised before validation (``entra.py``).
 """
 
@@ -46,6 +46,9 @@ class BridgeScimService(ScimService):
         resource: Resource[Any],
         response_parameters: ResponseParameters[Any],
     ) -> ScimResponse:
+        if resource.meta is not None and resource.meta.resource_type == "Group":
+            # Groups answer 204 (entra.md §1.8: member lists can be huge), unless asked for more.
+            return super().patch_response(base_url, resource, response_parameters)
         published = self.publish(base_url, resource)
         return self.resource_response(
             published, Context.RESOURCE_PATCH_RESPONSE, response_parameters, HTTPStatus.OK

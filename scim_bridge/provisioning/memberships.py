@@ -1,0 +1,458 @@
+"""Entra groups to GitLab group memberships, in two level-triggered steps.
+
+1. :class:`ScimGroupReconciler` (job ``scim_group:<id>``): which GitLab groups a SCIM group maps
+   to now (rules, or a group the bridge creates), compared with what it mapped to last time; the
+   members whose grant may have changed are marked in each GitLab group concerned.
+2. :class:`GitLabGroupReconciler` (job ``gitlab_group:<path>``): for the marked users of one GitLab
+   group, the desired level (the highest among the mapped Entra groups that contain them) against
+   GitLab's direct and inherited memberships, decided by :func:`access_plan.decide`. Adds and level
+   changes go out batched per level (100 users per call); removals one by one until GitLab's
+   60-per-minute limit answers 429, then the rest waits for ``Retry-After``.
+
+Work is per marked user, so adding one member to a group of 50,000 costs one user's worth.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy import select
+
+from scim_bridge import clock
+from scim_bridge.gitlab.access import access_level_name
+from scim_bridge.gitlab.errors import AuthenticationError
+from scim_bridge.gitlab.errors import InvalidError
+from scim_bridge.gitlab.errors import TransientError
+from scim_bridge.gitlab.types import GitLabGroup
+from scim_bridge.provisioning.access_plan import Decision
+from scim_bridge.provisioning.access_plan import Managed
+from scim_bridge.provisioning.access_plan import decide
+from scim_bridge.provisioning.reconciler import Deadline
+from scim_bridge.provisioning.reconciler import Outcome
+from scim_bridge.provisioning.reconciler import Rejected
+from scim_bridge.provisioning.reconciler import Retry
+from scim_bridge.provisioning.rules import GroupMapper
+from scim_bridge.provisioning.rules import created_group_candidates
+from scim_bridge.provisioning.rules import full_path
+from scim_bridge.settings import GroupsSettings
+from scim_bridge.store import jobs
+from scim_bridge.store import memberships as member_rows
+from scim_bridge.store.db import Database
+from scim_bridge.store.db import current_transaction
+from scim_bridge.store.schema import group_member_changes
+from scim_bridge.store.schema import group_members
+from scim_bridge.store.schema import group_targets
+from scim_bridge.store.schema import managed_memberships
+from scim_bridge.store.schema import membership_dirty
+from scim_bridge.store.schema import user_links
+
+log = logging.getLogger(__name__)
+
+GITLAB_GROUP_JOB = "gitlab_group"
+BATCH_USERS = 500
+Audit = Callable[[str, str | None, dict[str, Any] | None], None]
+
+
+def mark_dirty(gitlab_group: str, user_ids: Iterable[str]) -> None:
+    """Mark users of a GitLab group for a new look; a newer mark survives a run that read an older."""
+    rows = [
+        {"gitlab_group": gitlab_group, "user_id": user_id, "marked_at": clock.now()}
+        for user_id in dict.fromkeys(user_ids)
+    ]
+    if rows:
+        member_rows.upsert(membership_dirty, rows, ["gitlab_group", "user_id"], ["marked_at"])
+        jobs.enqueue(GITLAB_GROUP_JOB, gitlab_group)
+
+
+class ScimGroupReconciler:
+    """Step 1: one SCIM group's mapping, and the members whose grant may have changed."""
+
+    def __init__(
+        self,
+        db: Database,
+        documents: Callable[[str], dict[str, Any] | None],
+        settings: GroupsSettings,
+        gitlab: Any,
+        audit: Audit,
+    ) -> None:
+        self.db = db
+        self.documents = documents
+        self.settings = settings
+        self.mapper = GroupMapper(settings)
+        self.gitlab = gitlab
+        self.audit = audit
+
+    def reconcile(self, group_id: str, deadline: Deadline | None = None) -> Outcome:
+        deadline = deadline or Deadline()
+        document = self.documents(group_id)
+        old = self._recorded(group_id)
+        new = self._targets(group_id, document, old, deadline)
+        outcome = Outcome()
+        with self.db.transaction(write=True) as tx:
+            connection = tx.connection
+            last, changed_users = self._changes(group_id)
+            everyone: list[str] | None = None
+            for path in sorted(set(old) | set(new)):
+                same = old.get(path, (None, False))[0] == new.get(path, (None, False))[0]
+                if same:
+                    users = changed_users
+                else:
+                    if everyone is None:
+                        everyone = list(
+                            dict.fromkeys([*member_rows.member_ids(group_id), *changed_users])
+                        )
+                    users = everyone
+                if users:
+                    mark_dirty(path, users)
+                    outcome.follow_up.append(jobs.job_key(GITLAB_GROUP_JOB, path))
+            if old != new:
+                connection.execute(
+                    delete(group_targets).where(group_targets.c.group_id == group_id)
+                )
+                if new:
+                    connection.execute(
+                        group_targets.insert(),
+                        [
+                            {
+                                "group_id": group_id,
+                                "gitlab_group": path,
+                                "access_level": level,
+                                "created_by_bridge": created,
+                            }
+                            for path, (level, created) in new.items()
+                        ],
+                    )
+                outcome.actions.append(f"maps to {_describe(new) or 'nothing'}")
+            if last is not None:
+                connection.execute(
+                    delete(group_member_changes).where(
+                        group_member_changes.c.group_id == group_id,
+                        group_member_changes.c.id <= last,
+                    )
+                )
+        if old != new:
+            self.audit(
+                "reconcile.group", group_id, {"targets": _describe(new), "before": _describe(old)}
+            )
+        return outcome
+
+    def _recorded(self, group_id: str) -> dict[str, tuple[int, bool]]:
+        with self.db.transaction(write=False) as tx:
+            rows = tx.connection.execute(
+                select(group_targets).where(group_targets.c.group_id == group_id)
+            ).mappings()
+            return {
+                row["gitlab_group"]: (row["access_level"], row["created_by_bridge"]) for row in rows
+            }
+
+    def _changes(self, group_id: str) -> tuple[int | None, list[str]]:
+        rows = (
+            current_transaction()
+            .connection.execute(
+                select(group_member_changes.c.id, group_member_changes.c.user_id)
+                .where(group_member_changes.c.group_id == group_id)
+                .order_by(group_member_changes.c.id)
+            )
+            .all()
+        )
+        if not rows:
+            return None, []
+        return rows[-1].id, list(dict.fromkeys(row.user_id for row in rows))
+
+    def _targets(
+        self,
+        group_id: str,
+        document: dict[str, Any] | None,
+        old: dict[str, tuple[int, bool]],
+        deadline: Deadline,
+    ) -> dict[str, tuple[int, bool]]:
+        """GitLab path → (level, created by the bridge) for the group as it is now."""
+        if document is None:
+            return {}
+        display_name, external_id = document.get("displayName"), document.get("externalId")
+        mapped = self.mapper.targets(display_name, external_id)
+        if mapped:
+            return {path: (level, False) for path, level in mapped.items()}
+        if self.settings.unmapped != "create":
+            return {}
+        created = [path for path, (_, by_bridge) in old.items() if by_bridge]
+        level = self.settings.default_access_level
+        if created:
+            return {created[0]: (level, True)}
+        return {self._create_gitlab_group(str(display_name), deadline): (level, True)}
+
+    def _create_gitlab_group(self, display_name: str, deadline: Deadline) -> str:
+        """Create the GitLab group for an unmapped Entra group under ``parent``, suffixed on collision."""
+        try:
+            deadline.check()
+            parent = self._parent(deadline)
+            for slug in created_group_candidates(display_name):
+                path = full_path(self.settings.parent, slug)
+                deadline.check()
+                if self.gitlab.groups.find(path) is not None:
+                    continue
+                try:
+                    self.gitlab.groups.create(name=display_name, path=slug, parent_id=parent.id)
+                except InvalidError as error:
+                    if "taken" in error.message.lower():
+                        continue  # created meanwhile, or a reserved name: the next suffix
+                    raise Rejected(
+                        "invalid",
+                        f"GitLab refused group {path!r}: {error.message}",
+                        tell_client=False,
+                    ) from error
+                self.audit("gitlab.group.create", path, {"for": display_name})
+                return path
+        except (TransientError, AuthenticationError) as error:
+            raise Retry(f"GitLab: {error}", getattr(error, "retry_after", None)) from error
+        raise Rejected(
+            "conflict", f"no free GitLab group path for {display_name!r}", tell_client=False
+        )
+
+    def _parent(self, deadline: Deadline) -> GitLabGroup:
+        found: GitLabGroup | None = self.gitlab.groups.find(self.settings.parent)
+        if found is not None:
+            return found
+        if "/" in self.settings.parent:
+            raise Rejected(
+                "invalid",
+                f"the parent group {self.settings.parent!r} for created groups does not exist in GitLab",
+                tell_client=False,
+            )
+        deadline.check()
+        created: GitLabGroup = self.gitlab.groups.create(
+            name=self.settings.parent, path=self.settings.parent, parent_id=None
+        )
+        self.audit("gitlab.group.create", self.settings.parent, {"for": "[groups] parent"})
+        return created
+
+
+class GitLabGroupReconciler:
+    """Step 2: the marked users of one GitLab group, made to hold exactly their desired level."""
+
+    def __init__(self, db: Database, gitlab: Any, audit: Audit) -> None:
+        self.db = db
+        self.gitlab = gitlab
+        self.audit = audit
+
+    def reconcile(self, path: str, deadline: Deadline | None = None) -> Outcome:
+        deadline = deadline or Deadline()
+        outcome = Outcome()
+        try:
+            group: GitLabGroup | None = None
+            while True:
+                batch = self._marked(path)
+                if not batch:
+                    break
+                if group is None:
+                    deadline.check()
+                    group = self._group(path)
+                self._apply(path, group, batch, deadline, outcome)
+        except (TransientError, AuthenticationError) as error:
+            raise Retry(f"GitLab: {error}", getattr(error, "retry_after", None)) from error
+        finally:
+            if outcome.actions:
+                self.audit("reconcile.memberships", path, {"actions": outcome.actions})
+        return outcome
+
+    def _marked(self, path: str) -> dict[str, datetime]:
+        with self.db.transaction(write=False) as tx:
+            rows = tx.connection.execute(
+                select(membership_dirty.c.user_id, membership_dirty.c.marked_at)
+                .where(membership_dirty.c.gitlab_group == path)
+                .order_by(membership_dirty.c.user_id)
+                .limit(BATCH_USERS)
+            ).all()
+        return {row.user_id: row.marked_at for row in rows}
+
+    def _group(self, path: str) -> GitLabGroup:
+        group: GitLabGroup | None = self.gitlab.groups.find(path)
+        if group is not None:
+            return group
+        if self.gitlab.dry_run:
+            return GitLabGroup(0, path, path, None)
+        raise Rejected(
+            "invalid",
+            f"GitLab group {path!r} does not exist: create it, or fix the rule that names it",
+            tell_client=False,
+        )
+
+    def _state(
+        self, path: str, users: list[str]
+    ) -> tuple[dict[str, int], dict[str, int], dict[int, Managed]]:
+        """Desired levels and GitLab ids of the users, and what the bridge manages of them here."""
+        with self.db.transaction(write=False) as tx:
+            connection = tx.connection
+            levels: dict[str, int] = defaultdict(int)
+            rows = connection.execute(
+                select(group_members.c.member_id, group_targets.c.access_level)
+                .join(group_targets, group_targets.c.group_id == group_members.c.group_id)
+                .where(group_targets.c.gitlab_group == path, group_members.c.member_id.in_(users))
+            ).all()
+            for row in rows:
+                levels[row.member_id] = max(levels[row.member_id], row.access_level)
+            accounts = {
+                row.user_id: row.gitlab_user_id
+                for row in connection.execute(
+                    select(user_links.c.user_id, user_links.c.gitlab_user_id).where(
+                        user_links.c.user_id.in_(users), user_links.c.gitlab_user_id.is_not(None)
+                    )
+                )
+            }
+            managed = {
+                row.gitlab_user_id: Managed(row.access_level, row.prior_level)
+                for row in connection.execute(
+                    select(managed_memberships).where(
+                        managed_memberships.c.gitlab_group == path,
+                        managed_memberships.c.gitlab_user_id.in_(list(accounts.values())),
+                    )
+                )
+            }
+        return dict(levels), accounts, managed
+
+    def _apply(
+        self,
+        path: str,
+        group: GitLabGroup,
+        marked: dict[str, datetime],
+        deadline: Deadline,
+        outcome: Outcome,
+    ) -> None:
+        users = list(marked)
+        levels, accounts, managed = self._state(path, users)
+        ids = list(dict.fromkeys(accounts.values()))
+        direct: dict[int, int] = {}
+        effective: dict[int, int] = {}
+        if ids and not self.gitlab.dry_run:
+            deadline.check()
+            direct = {
+                m.user_id: m.access_level for m in self.gitlab.members.list_direct(group.id, ids)
+            }
+            deadline.check()
+            effective = {
+                m.user_id: m.access_level for m in self.gitlab.members.list_all(group.id, ids)
+            }
+        wanted: dict[int, int] = defaultdict(int)  # two SCIM users may share one account
+        for user_id, account in accounts.items():
+            wanted[account] = max(wanted[account], levels.get(user_id, 0))
+        decisions = {
+            account: decide(
+                level, managed.get(account), direct.get(account), effective.get(account)
+            )
+            for account, level in wanted.items()
+        }
+        # Write ahead what the bridge is about to own, so a crash after GitLab's answer cannot
+        # turn a membership it created into one it believes it found in place.
+        self._save(path, {a: d for a, d in decisions.items() if d.action == "set" and d.remember})
+        done: set[int] = set()
+        try:
+            self._execute(group, decisions, deadline, outcome, done)
+        finally:
+            # Users without a GitLab account yet are settled: linking their account marks them again.
+            settled = {u: marked[u] for u in users if u not in accounts or accounts[u] in done}
+            self._save(path, {a: decisions[a] for a in done}, settled)
+
+    def _execute(
+        self,
+        group: GitLabGroup,
+        decisions: dict[int, Decision],
+        deadline: Deadline,
+        outcome: Outcome,
+        done: set[int],
+    ) -> None:
+        """Make the calls, adding to ``done`` each account whose decision was carried out."""
+        done.update(account for account, decision in decisions.items() if decision.action == "none")
+        by_level: dict[int, list[int]] = defaultdict(list)
+        for account, decision in decisions.items():
+            if decision.action == "set" and decision.level is not None:
+                by_level[decision.level].append(account)
+        for level, accounts in sorted(by_level.items()):
+            deadline.check()
+            done.update(self._set_level(group, accounts, level, outcome))
+        removals = [
+            account for account, decision in decisions.items() if decision.action == "remove"
+        ]
+        removed = 0
+        try:
+            for account in removals:
+                deadline.check()
+                self.gitlab.members.remove(group.id, account)
+                done.add(account)
+                removed += 1
+        finally:
+            if removed:
+                outcome.actions.append(f"removed {removed} member(s) from {group.full_path}")
+
+    def _set_level(
+        self, group: GitLabGroup, accounts: list[int], level: int, outcome: Outcome
+    ) -> list[int]:
+        """One upsert per 100 users; if GitLab refuses some, find which, one by one."""
+        name = access_level_name(level)
+        try:
+            self.gitlab.members.add_many(group.id, accounts, level)
+            outcome.actions.append(f"set {len(accounts)} member(s) of {group.full_path} to {name}")
+            return accounts
+        except InvalidError as error:
+            log.info("batched member add refused (%s); retrying one by one", error.message)
+        for account in accounts:
+            try:
+                self.gitlab.members.add_many(group.id, [account], level)
+            except InvalidError as error:
+                # Typically a level below one inherited from a parent group, which GitLab refuses:
+                # the inherited membership already gives at least as much.
+                self.audit(
+                    "reconcile.memberships.refused",
+                    group.full_path,
+                    {"gitlab_user_id": account, "level": name, "reason": error.message},
+                )
+        outcome.actions.append(
+            f"set {len(accounts)} member(s) of {group.full_path} to {name}, one by one"
+        )
+        return accounts
+
+    def _save(
+        self,
+        path: str,
+        decisions: dict[int, Decision],
+        settled: dict[str, datetime] | None = None,
+    ) -> None:
+        """Remember (or forget) managed memberships, and clear the marks that were dealt with."""
+        with self.db.transaction(write=True) as tx:
+            connection = tx.connection
+            if not self.gitlab.dry_run:
+                for account, decision in decisions.items():
+                    connection.execute(
+                        delete(managed_memberships).where(
+                            managed_memberships.c.gitlab_group == path,
+                            managed_memberships.c.gitlab_user_id == account,
+                        )
+                    )
+                    if decision.remember is not None:
+                        connection.execute(
+                            managed_memberships.insert().values(
+                                gitlab_group=path,
+                                gitlab_user_id=account,
+                                access_level=decision.remember.level,
+                                prior_level=decision.remember.prior,
+                            )
+                        )
+            for user_id, marked_at in (settled or {}).items():
+                connection.execute(
+                    delete(membership_dirty).where(
+                        membership_dirty.c.gitlab_group == path,
+                        membership_dirty.c.user_id == user_id,
+                        membership_dirty.c.marked_at <= marked_at,
+                    )
+                )
+
+
+def _describe(targets: dict[str, tuple[int, bool]]) -> str:
+    return ", ".join(
+        f"{path} as {access_level_name(level)}" for path, (level, _) in sorted(targets.items())
+    )
