@@ -132,7 +132,10 @@ class BridgeUnderTest:
         self.settings = settings
         self.bridge = Bridge(settings)
         self.app = create_app(bridge=self.bridge)
-        self.token = self.bridge.tokens.create("entra")
+        names = {token.name for token in self.bridge.tokens.list()}
+        self.token = self.bridge.tokens.create(
+            "entra" if "entra" not in names else f"entra-{len(names)}"
+        )
         self.scim = ScimClient(self.app, self.token)
 
     def run_worker(self, rounds: int = 20) -> None:

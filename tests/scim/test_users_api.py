@@ -408,14 +408,14 @@ def test_discovery_describes_only_what_is_supported(scim: Any) -> None:
     assert config["changePassword"]["supported"] is False
     assert config["authenticationSchemes"][0]["type"] == "oauthbearertoken"
     types = scim.get("/ResourceTypes").json
-    assert [t["endpoint"] for t in types["Resources"]] == ["/Users"]
+    assert [t["endpoint"] for t in types["Resources"]] == ["/Users", "/Groups"]
     schemas = scim.get("/Schemas").json
     ids = {schema["id"] for schema in schemas["Resources"]}
-    assert ids == {"urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE}
+    assert ids == {
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+        "urn:ietf:params:scim:schemas:core:2.0:Group",
+        ENTERPRISE,
+    }
     user_schema = scim.get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").json
     user_name = next(a for a in user_schema["attributes"] if a["name"] == "userName")
     assert user_name["uniqueness"] == "server" and user_name["caseExact"] is False
-
-
-def test_groups_are_not_served_yet(scim: Any) -> None:
-    assert_error(scim.get("/Groups"), 404)
