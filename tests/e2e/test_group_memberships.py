@@ -138,6 +138,7 @@ def test_members_never_seen_in_entra_are_never_touched(entra: Entra, acme: Any) 
     acme.add_member("acme/engineering", manual["id"], GUEST)
     jane, jane_id = entra.user("jane")
     devs = entra.group("GitLab Developers", DEVS_OID, [jane])
+    assert without_root(levels(acme)) == {manual["id"]: GUEST, jane_id: DEVELOPER}
     entra.remove(devs, jane)
     assert entra.scim.delete(f"/Groups/{devs}").status_code == 204
     assert without_root(levels(acme)) == {manual["id"]: GUEST}
@@ -238,20 +239,8 @@ def test_120_members_in_one_patch_cost_two_member_add_calls(entra: Entra, acme: 
     devs = entra.group("GitLab Developers", DEVS_OID)
     acme.clear_requests()
     entra.add(devs, *[scim_id for scim_id, _ in users])
-    adds = acme.calls("POST", "/api/v4/groups/2/members") + acme.calls(
-        "POST", "/api/v4/groups/acme%2Fengineering/members"
-    )
-    assert (
-        len(
-            [
-                call
-                for call in acme.requests
-                if call.method == "POST" and call.path.endswith("/members")
-            ]
-        )
-        <= 2
-    )
-    assert len(adds) <= 2
+    member_adds = [c for c in acme.requests if c.method == "POST" and c.path.endswith("/members")]
+    assert 1 <= len(member_adds) <= 2
     assert without_root(levels(acme)) == {gitlab_id: DEVELOPER for _, gitlab_id in users}
 
 
