@@ -63,3 +63,27 @@ def test_db_commands_and_jobs_listing(env: dict[str, str]) -> None:
     assert "revision 0002" in run(env, "db", "upgrade").stdout
     assert "no pending or parked jobs" in run(env, "jobs").stdout
     assert "0 job(s)" in run(env, "jobs", "retry", "--all").stdout
+
+
+def test_invalid_rules_stop_start_up_naming_the_rule_and_key(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "scim-bridge.toml"
+    config.write_text(
+        """
+[[groups.rules]]
+display_name = "GitLab Developers"
+gitlab_group = "acme/engineering"
+access_level = "developer"
+
+[[groups.rules]]
+external_id = "0b1e0000-0000-4000-8000-000000000002"
+gitlab_group = "acme/ops"
+access_level = "superuser"
+"""
+    )
+    result = run({**env, "SCIM_BRIDGE_CONFIG": str(config)}, "serve", "--port", "0", check=False)
+    assert result.returncode == 2
+    assert "[[groups.rules]] #2" in result.stderr
+    assert "access_level: 'superuser' is not an access level" in result.stderr
+    assert "Traceback" not in result.stderr
