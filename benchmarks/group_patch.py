@@ -1,7 +1,7 @@
 """How a group PATCH scales with the group's size: one member added to (and removed from) a group
 of 50,000, against the same PATCH on a group of 10, in the same run.
 
-    python benchmarks/group_patch.py [--members 50000] [--rounds 30] [--database-url URL]
+    pip install . && python benchmarks/group_patch.py [--members 50000] [--rounds 30] [--database-url URL]
 
 It drives the Flask app in-process (no network), in dry-run (GitLab calls are planned, so GitLab's
 own latency is left out: this measures the bridge), with a rule mapping both groups to a GitLab
@@ -19,22 +19,18 @@ import tempfile
 import time
 import tracemalloc
 import uuid
-from pathlib import Path
-from typing import Any
 
 from sqlalchemy import insert
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from scim_bridge import clock  # noqa: E402
-from scim_bridge.app import create_app  # noqa: E402
-from scim_bridge.bridge import Bridge  # noqa: E402
-from scim_bridge.settings import GroupRule  # noqa: E402
-from scim_bridge.settings import GroupsSettings  # noqa: E402
-from scim_bridge.settings import Settings  # noqa: E402
-from scim_bridge.store import memberships  # noqa: E402
-from scim_bridge.store.schema import group_members  # noqa: E402
-from scim_bridge.store.schema import user_links  # noqa: E402
+from scim_bridge import clock
+from scim_bridge.app import create_app
+from scim_bridge.bridge import Bridge
+from scim_bridge.settings import GroupRule
+from scim_bridge.settings import GroupsSettings
+from scim_bridge.settings import Settings
+from scim_bridge.store import memberships
+from scim_bridge.store.schema import group_members
+from scim_bridge.store.schema import user_links
 
 PATCH_SCHEMA = ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]
 BUDGET_MS = 200.0
