@@ -128,7 +128,7 @@ class Bridge:
         scim_groups = ScimGroupReconciler(
             self.db, self.groups.data, self.settings.groups, self.gitlab, self.audit
         )
-        gitlab_groups = GitLabGroupReconciler(self.db, self.gitlab, self.audit)
+        gitlab_groups = GitLabGroupReconciler(self.db, self.gitlab, scim_groups.creator, self.audit)
         reconcilers = {USER_JOB: users, GROUP_JOB: scim_groups, GITLAB_GROUP_JOB: gitlab_groups}
         return JobRunner(self.queue, reconcilers, self.settings.reconcile, self.audit)
 

@@ -18,6 +18,8 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +50,7 @@ from scim_bridge.store.db import current_transaction
 from scim_bridge.store.schema import group_member_changes
 from scim_bridge.store.schema import group_members
 from scim_bridge.store.schema import group_targets
+from scim_bridge.store.schema import groups
 from scim_bridge.store.schema import managed_memberships
 from scim_bridge.store.schema import membership_dirty
 from scim_bridge.store.schema import user_links
@@ -85,7 +88,7 @@ class ScimGroupReconciler:
         self.documents = documents
         self.settings = settings
         self.mapper = GroupMapper(settings)
-        self.gitlab = gitlab
+        self.creator = GroupCreator(gitlab, settings.parent, audit)
         self.audit = audit
 
     def reconcile(self, group_id: str, deadline: Deadline | None = None) -> Outcome:
@@ -185,60 +188,90 @@ class ScimGroupReconciler:
         level = self.settings.default_access_level
         if created:
             return {created[0]: (level, True)}
-        return {self._create_gitlab_group(str(display_name), deadline): (level, True)}
+        return {self.creator.create_for(str(display_name), deadline): (level, True)}
 
-    def _create_gitlab_group(self, display_name: str, deadline: Deadline) -> str:
-        """Create the GitLab group for an unmapped Entra group under ``parent``, suffixed on collision."""
-        try:
-            deadline.check()
+
+class GroupCreator:
+    """Creates the GitLab groups the bridge owns (``unmapped = "create"``) under ``parent``."""
+
+    def __init__(self, gitlab: Any, parent: str, audit: Audit) -> None:
+        self.gitlab = gitlab
+        self.parent = parent
+        self.audit = audit
+
+    def create_for(self, display_name: str, deadline: Deadline) -> str:
+        """A new group for an Entra group: its path from the display name, suffixed on collision."""
+        with _gitlab_trouble_is_retry():
             parent = self._parent(deadline)
             for slug in created_group_candidates(display_name):
-                path = full_path(self.settings.parent, slug)
+                path = full_path(self.parent, slug)
                 deadline.check()
                 if self.gitlab.groups.find(path) is not None:
                     continue
-                try:
-                    self.gitlab.groups.create(name=display_name, path=slug, parent_id=parent.id)
-                except InvalidError as error:
-                    if "taken" in error.message.lower():
-                        continue  # created meanwhile, or a reserved name: the next suffix
-                    raise Rejected(
-                        "invalid",
-                        f"GitLab refused group {path!r}: {error.message}",
-                        tell_client=False,
-                    ) from error
-                self.audit("gitlab.group.create", path, {"for": display_name})
-                return path
-        except (TransientError, AuthenticationError) as error:
-            raise Retry(f"GitLab: {error}", getattr(error, "retry_after", None)) from error
+                if self._create(display_name, slug, parent, path):
+                    return path
         raise Rejected(
             "conflict", f"no free GitLab group path for {display_name!r}", tell_client=False
         )
 
+    def recreate(self, path: str, name: str, deadline: Deadline) -> GitLabGroup:
+        """A group the bridge recorded but GitLab lacks (say, planned in dry-run): make it now."""
+        with _gitlab_trouble_is_retry():
+            parent = self._parent(deadline)
+            slug = path.removeprefix(f"{self.parent}/")
+            deadline.check()
+            self._create(name, slug, parent, path)
+            group: GitLabGroup = self.gitlab.groups.get(path)
+            return group
+
+    def _create(self, name: str, slug: str, parent: GitLabGroup, path: str) -> bool:
+        try:
+            self.gitlab.groups.create(name=name, path=slug, parent_id=parent.id)
+        except InvalidError as error:
+            if "taken" in error.message.lower():
+                return False  # created meanwhile, or a reserved name
+            raise Rejected(
+                "invalid", f"GitLab refused group {path!r}: {error.message}", tell_client=False
+            ) from error
+        self.audit("gitlab.group.create", path, {"name": name})
+        return True
+
     def _parent(self, deadline: Deadline) -> GitLabGroup:
-        found: GitLabGroup | None = self.gitlab.groups.find(self.settings.parent)
+        deadline.check()
+        found: GitLabGroup | None = self.gitlab.groups.find(self.parent)
         if found is not None:
             return found
-        if "/" in self.settings.parent:
+        if "/" in self.parent:
             raise Rejected(
                 "invalid",
-                f"the parent group {self.settings.parent!r} for created groups does not exist in GitLab",
+                f"the parent group {self.parent!r} for created groups does not exist in GitLab",
                 tell_client=False,
             )
         deadline.check()
         created: GitLabGroup = self.gitlab.groups.create(
-            name=self.settings.parent, path=self.settings.parent, parent_id=None
+            name=self.parent, path=self.parent, parent_id=None
         )
-        self.audit("gitlab.group.create", self.settings.parent, {"for": "[groups] parent"})
+        self.audit(
+            "gitlab.group.create", self.parent, {"name": self.parent, "for": "[groups] parent"}
+        )
         return created
+
+
+@contextmanager
+def _gitlab_trouble_is_retry() -> Iterator[None]:
+    try:
+        yield
+    except (TransientError, AuthenticationError) as error:
+        raise Retry(f"GitLab: {error}", getattr(error, "retry_after", None)) from error
 
 
 class GitLabGroupReconciler:
     """Step 2: the marked users of one GitLab group, made to hold exactly their desired level."""
 
-    def __init__(self, db: Database, gitlab: Any, audit: Audit) -> None:
+    def __init__(self, db: Database, gitlab: Any, creator: GroupCreator, audit: Audit) -> None:
         self.db = db
         self.gitlab = gitlab
+        self.creator = creator
         self.audit = audit
 
     def reconcile(self, path: str, deadline: Deadline | None = None) -> Outcome:
@@ -252,7 +285,7 @@ class GitLabGroupReconciler:
                     break
                 if group is None:
                     deadline.check()
-                    group = self._group(path)
+                    group = self._group(path, deadline)
                 self._apply(path, group, batch, deadline, outcome)
         except (TransientError, AuthenticationError) as error:
             raise Retry(f"GitLab: {error}", getattr(error, "retry_after", None)) from error
@@ -271,17 +304,30 @@ class GitLabGroupReconciler:
             ).all()
         return {row.user_id: row.marked_at for row in rows}
 
-    def _group(self, path: str) -> GitLabGroup:
+    def _group(self, path: str, deadline: Deadline) -> GitLabGroup:
         group: GitLabGroup | None = self.gitlab.groups.find(path)
         if group is not None:
             return group
         if self.gitlab.dry_run:
             return GitLabGroup(0, path, path, None)
+        name = self._created_for(path)
+        if name is not None:
+            return self.creator.recreate(path, name, deadline)
         raise Rejected(
             "invalid",
             f"GitLab group {path!r} does not exist: create it, or fix the rule that names it",
             tell_client=False,
         )
+
+    def _created_for(self, path: str) -> str | None:
+        """The display name of the Entra group the bridge created ``path`` for, if it did."""
+        with self.db.transaction(write=False) as tx:
+            row = tx.connection.execute(
+                select(groups.c.display_name)
+                .join(group_targets, group_targets.c.group_id == groups.c.id)
+                .where(group_targets.c.gitlab_group == path, group_targets.c.created_by_bridge)
+            ).first()
+        return None if row is None else str(row.display_name)
 
     def _state(
         self, path: str, users: list[str]

@@ -302,3 +302,28 @@ def test_a_rule_naming_a_missing_gitlab_group_parks_the_work_not_entras_write(
     (job,) = [job for job in bridge.bridge.queue.list() if job.kind == "gitlab_group"]
     assert job.state == "parked"
     assert "nowhere/ops" in (job.last_error or "") and "does not exist" in (job.last_error or "")
+
+
+def test_groups_planned_in_dry_run_are_created_once_gitlab_is_configured(
+    make_bridge: Any, gitlab: Any
+) -> None:
+    create = {"unmapped": "create", "parent": "entra", "default_access_level": REPORTER}
+    rehearsal = make_bridge(groups=create)  # no GitLab yet: dry-run
+    user = rehearsal.scim.post("/Users", entra_user("jane@contoso.com", externalId="oid-jane"))
+    group = rehearsal.scim.post(
+        "/Groups",
+        {
+            "displayName": "Design",
+            "externalId": "oid-design",
+            "members": [{"value": user.json["id"]}],
+        },
+    )
+    assert group.status_code == 201
+    assert gitlab.requests == []  # nothing was called while planning
+    live = make_bridge(gitlab, groups=create)
+    touch = [{"op": "Replace", "path": "displayName", "value": "Jane D."}]
+    assert live.scim.patch(f"/Users/{user.json['id']}", touch).status_code == 200  # creates jane
+    live.run_worker()
+    (account,) = gitlab.users_with_identity(PROVIDER, "oid-jane")
+    assert gitlab.group("entra/design") is not None
+    assert without_root(levels(gitlab, "entra/design")) == {account["id"]: REPORTER}
