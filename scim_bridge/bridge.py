@@ -175,7 +175,9 @@ class Bridge:
     def revert(self, changes: list[Change], reason: str) -> None:
         with self.db.transaction(write=True):
             for change in reversed(changes):
-                self.users.revert(change, reason)
+                # Only user writes are ever refused back to Entra; a group's stand (jobs park).
+                if change.resource_type == "User":
+                    self.users.revert(change, reason)
 
     # -- SCIM ---------------------------------------------------------------------
 

@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Mapping
 from typing import Any
+from typing import Protocol
+from typing import runtime_checkable
 
 from scim2_models import PatchOp
 from scim2_models import Resource
 from scim2_models import ResourceType
 from scim2_server.conditions import Conditions
 from scim2_server.handler import ScimHandler
+from scim2_server.requests import ScimRequest
+from scim2_server.responses import ScimResponse
+
+_query: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("scim_query")
+
+
+@runtime_checkable
+class MemberwiseGroupPatch(Protocol):
+    """A storage that patches a group without loading its members (a group may have 50,000)."""
+
+    def patch_group(self, resource_id: str, patch_op: Any, check: Any) -> Resource[Any]: ...
 
 
 class BridgeScimHandler(ScimHandler):
+    def patch(self, request: ScimRequest) -> ScimResponse:
+        token = _query.set(request.query)
+        try:
+            return super().patch(request)
+        finally:
+            _query.reset(token)
+
     def patch_resource(
         self,
         resource_type: ResourceType,
@@ -19,13 +41,17 @@ class BridgeScimHandler(ScimHandler):
         patch_op: PatchOp[Any],
         conditions: Conditions,
     ) -> Resource[Any]:
-        """Patch a group without loading its members (a group may have 50,000 of them)."""
-        patch = getattr(self.storage, "patch_group", None)
-        if resource_type.name != "Group" or patch is None:
+        if resource_type.name != "Group" or not isinstance(self.storage, MemberwiseGroupPatch):
             return super().patch_resource(resource_type, resource_id, patch_op, conditions)
 
         def check(current: Resource[Any]) -> None:
             self.service.check_preconditions(current, "PATCH", conditions)
 
-        resource: Resource[Any] = patch(resource_id, patch_op, check)
-        return resource
+        patched = self.storage.patch_group(resource_id, patch_op, check)
+        # The answer is 204 unless the client asked for attributes (RFC 7644 §3.5.2); only then
+        # is the group read again, members included if the answer keeps them.
+        query = _query.get({})
+        if "attributes" in query or "excludedAttributes" in query:
+            parameters = self.service.read_response_parameters(resource_type, query)
+            return self.storage.get(resource_type, resource_id, response_parameters=parameters)
+        return patched

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from scim2_models import InvalidFilterException
+from scim2_models import InvalidValueException
 from scim2_models import Meta
 from scim2_models import NotFoundException
 from scim2_models import PreconditionFailedException
@@ -215,7 +216,10 @@ class DocumentStore(ScimStorage):
             raise UniquenessException(detail=f"{self.unique_attribute} {value!r} is already taken")
 
     def _columns(self, document: dict[str, Any]) -> dict[str, Any]:
-        value = document[self.unique_attribute]
+        value = document.get(self.unique_attribute)
+        if not isinstance(value, str) or not value.strip():
+            # A PATCH can blank what creation required (RFC 7643: userName/displayName REQUIRED).
+            raise InvalidValueException(detail=f"{self.unique_attribute} must not be empty")
         return {
             self.display_column: value,
             self.unique_column: folded(value),
@@ -233,6 +237,7 @@ class DocumentStore(ScimStorage):
         audit.record(action, change.resource_id, detail)
 
     def insert_row(self, document: dict[str, Any], resource_id: str | None = None) -> str:
+        columns = self._columns(document)
         value = document[self.unique_attribute]
         self._check_unique(value, None)
         resource_id = resource_id or str(uuid.uuid4())
@@ -245,7 +250,7 @@ class DocumentStore(ScimStorage):
                     created=now,
                     last_modified=now,
                     version=1,
-                    **self._columns(document),
+                    **columns,
                     **self.extra_columns(document),
                 )
             )
@@ -256,6 +261,7 @@ class DocumentStore(ScimStorage):
         return resource_id
 
     def update_row(self, resource_id: str, document: dict[str, Any], version: int) -> None:
+        columns = self._columns(document)
         self._check_unique(document[self.unique_attribute], resource_id)
         current_transaction().connection.execute(
             update(self.table)
@@ -264,7 +270,7 @@ class DocumentStore(ScimStorage):
                 data=document,
                 last_modified=clock.now(),
                 version=version,
-                **self._columns(document),
+                **columns,
                 **self.extra_columns(document),
             )
         )

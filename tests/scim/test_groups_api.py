@@ -275,3 +275,23 @@ def test_paging_groups(scim: Any) -> None:
 def test_group_responses_are_scim_json(scim: Any) -> None:
     group = create_group(scim)
     assert scim.get(f"/Groups/{group['id']}").headers["Content-Type"].startswith(SCIM_JSON)
+
+
+def test_patch_asking_for_members_gets_them(scim: Any) -> None:
+    users = create_users(scim, 2)
+    group = create_group(scim, members=[{"value": users[0]}])
+    add = [{"op": "Add", "path": "members", "value": [{"value": users[1]}]}]
+    response = scim.patch(f"/Groups/{group['id']}?attributes=members", add)
+    assert response.status_code == 200
+    assert sorted(m["value"] for m in response.json["members"]) == sorted(users)
+    without = scim.patch(f"/Groups/{group['id']}?excludedAttributes=members", [])
+    assert without.status_code == 200 and "members" not in without.json
+
+
+def test_patch_cannot_blank_the_display_name(scim: Any) -> None:
+    group = create_group(scim)
+    response = scim.patch(
+        f"/Groups/{group['id']}", [{"op": "Replace", "path": "displayName", "value": ""}]
+    )
+    assert response.status_code == 400 and response.json["scimType"] == "invalidValue"
+    assert scim.get(f"/Groups/{group['id']}").json["displayName"] == "GitLab Developers"

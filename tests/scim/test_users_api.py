@@ -419,3 +419,12 @@ def test_discovery_describes_only_what_is_supported(scim: Any) -> None:
     user_schema = scim.get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").json
     user_name = next(a for a in user_schema["attributes"] if a["name"] == "userName")
     assert user_name["uniqueness"] == "server" and user_name["caseExact"] is False
+
+
+def test_patch_cannot_blank_the_user_name(scim: Any) -> None:
+    created = create(scim)
+    response = scim.patch(
+        f"/Users/{created['id']}", [{"op": "Replace", "path": "userName", "value": ""}]
+    )
+    assert_error(response, 400, "invalidValue")
+    assert scim.get(f"/Users/{created['id']}").json["userName"] == created["userName"]
