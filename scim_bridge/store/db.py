@@ -106,6 +106,19 @@ class Database:
             finally:
                 _current.reset(token)
 
+    @contextmanager
+    def operation(self) -> Iterator[None]:
+        """Join whatever transaction this context has open (a request's), or open a write one.
+
+        scim2-server's storage contract encloses each operation in ``storage.operation()``; the
+        bridge's request already holds a transaction, and a storage used on its own needs one.
+        """
+        if _current.get() is not None:
+            yield
+            return
+        with self.transaction(write=True):
+            yield
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from contextlib import contextmanager
 from typing import Any
 
 from scim2_models import InvalidFilterException
@@ -49,7 +47,6 @@ from scim_bridge.store import audit
 from scim_bridge.store import jobs
 from scim_bridge.store.db import Change
 from scim_bridge.store.db import Database
-from scim_bridge.store.db import _current as _current_transaction
 from scim_bridge.store.db import current_transaction
 
 # An ``attr eq value`` condition, keyed by the lower-cased attribute name.
@@ -96,15 +93,7 @@ class DocumentStore(ScimStorage):
 
     def operation(self) -> AbstractContextManager[None]:
         """Join the request's transaction, or open one when called on its own."""
-        return self._operation()
-
-    @contextmanager
-    def _operation(self) -> Iterator[None]:
-        if _current_transaction.get() is not None:
-            yield
-            return
-        with self.db.transaction(write=True):
-            yield
+        return self.db.operation()
 
     # -- Reading ------------------------------------------------------------
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from contextlib import contextmanager
 from typing import Any
 
 from scim2_models import NotImplementedException
@@ -16,7 +14,6 @@ from scim2_server.storage import ScimStorage
 from scim2_server.storage import SearchPage
 
 from scim_bridge.store.db import Database
-from scim_bridge.store.db import _current as _current_transaction
 from scim_bridge.store.documents import DocumentStore
 from scim_bridge.store.groups import GroupStore
 from scim_bridge.store.users import UserStore
@@ -33,15 +30,8 @@ class ScimStore(ScimStorage):
         return self._by_name[resource_type.name]
 
     def operation(self) -> AbstractContextManager[None]:
-        return self._operation()
-
-    @contextmanager
-    def _operation(self) -> Iterator[None]:
-        if _current_transaction.get() is not None:
-            yield
-            return
-        with self.db.transaction(write=True):
-            yield
+        """Join the request's transaction, or open one when called on its own."""
+        return self.db.operation()
 
     def get(
         self,
