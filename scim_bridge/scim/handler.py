@@ -26,11 +26,16 @@ class MemberwiseGroupPatch(Protocol):
     def patch_group(self, resource_id: str, patch_op: Any, check: Any) -> Resource[Any]: ...
 
 
+def request_query() -> Mapping[str, str]:
+    """The query parameters of the request being handled (for steps scim2-server gives none)."""
+    return _query.get({})
+
+
 class BridgeScimHandler(ScimHandler):
-    def patch(self, request: ScimRequest) -> ScimResponse:
+    def handle(self, request: ScimRequest) -> ScimResponse:
         token = _query.set(request.query)
         try:
-            return super().patch(request)
+            return super().handle(request)
         finally:
             _query.reset(token)
 
@@ -50,7 +55,7 @@ class BridgeScimHandler(ScimHandler):
         patched = self.storage.patch_group(resource_id, patch_op, check)
         # The answer is 204 unless the client asked for attributes (RFC 7644 §3.5.2); only then
         # is the group read again, members included if the answer keeps them.
-        query = _query.get({})
+        query = request_query()
         if "attributes" in query or "excludedAttributes" in query:
             parameters = self.service.read_response_parameters(resource_type, query)
             return self.storage.get(resource_type, resource_id, response_parameters=parameters)

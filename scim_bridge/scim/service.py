@@ -24,9 +24,23 @@ from scim2_server.service import ScimService
 from scim2_server.utils import parametrize
 
 from scim_bridge.scim import entra
+from scim_bridge.scim.handler import request_query
 
 
 class BridgeScimService(ScimService):
+    def creation_response(self, base_url: str, created: Resource[Any]) -> ScimResponse:
+        """201 with the resource, reduced to the attributes asked for (RFC 7644 §3.9 applies to POST)."""
+        response = super().creation_response(base_url, created)
+        query = request_query()
+        if "attributes" in query or "excludedAttributes" in query:
+            resource_type = self.get_resource_type_of(created)
+            parameters = self.read_response_parameters(resource_type, query)
+            published = self.publish(base_url, created)
+            response.body = published.model_dump(
+                scim_ctx=Context.RESOURCE_CREATION_RESPONSE, response_parameters=parameters
+            )
+        return response
+
     def read_patch(
         self, resource_type: ResourceType, body: bytes, content_type: str | None
     ) -> PatchOp[Any]:
