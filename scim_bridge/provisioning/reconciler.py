@@ -158,7 +158,14 @@ class UserReconciler:
         self, desired: DesiredAccount, link: UserLink, deadline: Deadline, outcome: Outcome
     ) -> tuple[GitLabUser, UserLink]:
         if desired.email is None:
-            raise Rejected("invalid", "GitLab needs an email address, and the user has none")
+            # SCIM makes emails optional (RFC 7643 §4.1.2), GitLab does not: the user is kept, and
+            # the work waits, visible in `scim-bridge jobs`, until Entra sends an address.
+            raise Rejected(
+                "invalid",
+                f"GitLab needs an email address and {desired.user_name!r} has none; "
+                'map one in Entra (emails[type eq "work"].value)',
+                tell_client=False,
+            )
         account: GitLabUser | None = None
         origin = "found"
         if desired.extern_uid:

@@ -20,6 +20,7 @@ from flask import Blueprint
 from flask import Response
 from flask import request
 from scim2_models import Error
+from scim2_models import InvalidValueException
 from scim2_models import SCIMException
 from scim2_server.handler import ScimHandler
 from scim2_server.requests import ScimRequest
@@ -136,6 +137,9 @@ class ScimEndpoints:
                 return _to_flask(_error_response(Error(status=500, detail="Internal server error")))
 
     def _read(self) -> ScimRequest:
+        if "\x00" in request.path or any("\x00" in value for value in request.args.values()):
+            # PostgreSQL cannot hold NUL in text: refuse it up front, never a 500.
+            raise InvalidValueException(detail="NUL characters are not allowed")
         return ScimRequest(
             method=request.method,
             base_url=request.host_url.rstrip("/") + URL_PREFIX,

@@ -34,39 +34,72 @@ def quote_bare_filter_values(expression: str) -> str:
 
 
 def normalize_user_patch(body: Any) -> Any:
-    """Fold the manager forms Entra sends into ones the PATCH engine applies.
+    """Fold Entra's user PATCH shapes into ones the PATCH engine applies.
 
     - ``path: "manager"`` (legacy Example 5) targets the enterprise manager;
     - ``remove`` of the manager with a value, or with a value filter, removes it;
-    - ``replace`` with an empty or missing value is a removal (Logic App "Replace with empty").
+    - a value of ``""``, or a ``replace`` without a value, clears the attribute: a removal
+      (Entra never sends null; Microsoft's SCIM_Null_Update test sends ``""`` then null), also
+      for the keys of a path-less object.
     """
     if not isinstance(body, dict):
         return body
     operations = _operations(body)
     if not isinstance(operations, list):
         return body
+    normalized: list[Any] = []
     for operation in operations:
-        if not isinstance(operation, dict):
-            continue
-        path = operation.get("path")
-        if not isinstance(path, str):
-            continue
-        folded = path.strip()
-        lowered = folded.lower()
-        if lowered == "manager" or lowered.startswith("manager["):
-            folded = MANAGER_PATH + folded[len("manager") :]
-            lowered = folded.lower()
-        if lowered.startswith(MANAGER_PATH.lower()):
-            operation["path"] = MANAGER_PATH
-            op = str(operation.get("op", "")).lower()
-            value = operation.get("value")
-            if op == "remove" or (op in {"replace", "add"} and value in (None, "", [], {})):
-                operation["op"] = "remove"
-                operation.pop("value", None)
-        elif str(operation.get("op", "")).lower() == "replace" and "value" not in operation:
-            # A value-less replace clears the attribute, as a remove would.
-            operation["op"] = "remove"
+        if isinstance(operation, dict):
+            normalized.extend(_normalize(operation))
+        else:
+            normalized.append(operation)
+    operations[:] = normalized
     return body
+
+
+def _normalize(operation: dict[str, Any]) -> list[dict[str, Any]]:
+    path = operation.get("path")
+    if path is None:
+        return _split_cleared_keys(operation)
+    if not isinstance(path, str):
+        return [operation]
+    folded = path.strip()
+    lowered = folded.lower()
+    if lowered == "manager" or lowered.startswith("manager["):
+        folded = MANAGER_PATH + folded[len("manager") :]
+        lowered = folded.lower()
+    if lowered.startswith(MANAGER_PATH.lower()):
+        operation["path"] = MANAGER_PATH
+        op = str(operation.get("op", "")).lower()
+        if op == "remove" or (op in {"replace", "add"} and operation.get("value") in _EMPTY):
+            operation["op"] = "remove"
+            operation.pop("value", None)
+    elif _clears(operation):
+        operation["op"] = "remove"
+        operation.pop("value", None)
+    return [operation]
+
+
+def _split_cleared_keys(operation: dict[str, Any]) -> list[dict[str, Any]]:
+    """``{"op": "replace", "value": {"title": "", "displayName": "B"}}`` → a remove and a replace."""
+    value = operation.get("value")
+    op = str(operation.get("op", "")).lower()
+    if op not in {"add", "replace"} or not isinstance(value, dict):
+        return [operation]
+    cleared = [key for key, item in value.items() if item == ""]
+    removals = [{"op": "remove", "path": key} for key in cleared]
+    kept = {key: item for key, item in value.items() if key not in cleared}
+    return [*removals, {**operation, "value": kept}] if kept else removals
+
+
+_EMPTY: tuple[Any, ...] = (None, "", [], {})
+
+
+def _clears(operation: dict[str, Any]) -> bool:
+    op = str(operation.get("op", "")).lower()
+    if op == "replace" and "value" not in operation:
+        return True
+    return op in {"add", "replace"} and operation.get("value") == ""
 
 
 def has_no_operations(body: Any) -> bool:

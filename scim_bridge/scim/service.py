@@ -11,9 +11,11 @@ import json
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
+from typing import TypeVar
 
 from scim2_models import Context
 from scim2_models import InvalidFilterException
+from scim2_models import InvalidValueException
 from scim2_models import PatchOp
 from scim2_models import Resource
 from scim2_models import ResourceType
@@ -26,8 +28,75 @@ from scim2_server.utils import parametrize
 from scim_bridge.scim import entra
 from scim_bridge.scim.handler import request_query
 
+ModelT = TypeVar("ModelT")
+
+# RFC 7643 §3.1 lets a schema list common attributes "for backward compatibility"; Microsoft's
+# gallery check (entra.md §4.3, Schema_Discoverability) only finds mapped attributes that a schema
+# lists, and Entra maps objectId / mailNickname to externalId.
+EXTERNAL_ID_ATTRIBUTE: dict[str, Any] = {
+    "name": "externalId",
+    "type": "string",
+    "multiValued": False,
+    "description": "An identifier for the resource as defined by the provisioning client.",
+    "required": False,
+    "caseExact": True,
+    "mutability": "readWrite",
+    "returned": "default",
+    "uniqueness": "none",
+}
+CORE_SCHEMAS = (
+    "urn:ietf:params:scim:schemas:core:2.0:User",
+    "urn:ietf:params:scim:schemas:core:2.0:Group",
+)
+
+
+def _refuse_nul(value: Any) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL (U+0000): a 400, not a 500 (RFC 7644 §3.12)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidValueException(detail="NUL characters are not allowed")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key)
+            _refuse_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_nul(item)
+
+
+def _with_external_id(schema: dict[str, Any]) -> dict[str, Any]:
+    attributes = schema.get("attributes") or []
+    if schema.get("id") in CORE_SCHEMAS and all(a.get("name") != "externalId" for a in attributes):
+        schema["attributes"] = [EXTERNAL_ID_ATTRIBUTE, *attributes]
+    return schema
+
 
 class BridgeScimService(ScimService):
+    def decode_body(self, body: bytes, content_type: str | None) -> Any:
+        payload = super().decode_body(body, content_type)
+        _refuse_nul(payload)
+        return payload
+
+    def read_body(
+        self, model: type[ModelT], body: bytes, content_type: str | None, scim_ctx: Context
+    ) -> ModelT:
+        # Parsed once more to look for NUL: bodies are small, and PostgreSQL cannot store NUL.
+        if b"\\u0000" in body.lower():
+            self.decode_body(body, content_type)
+        return super().read_body(model, body, content_type, scim_ctx)
+
+    def schemas(self, location: str, query: Mapping[str, str]) -> ScimResponse:
+        response = super().schemas(location, query)
+        assert response.body is not None
+        response.body["Resources"] = [_with_external_id(s) for s in response.body["Resources"]]
+        return response
+
+    def schema(self, location: str, schema_id: str, query: Mapping[str, str]) -> ScimResponse:
+        response = super().schema(location, schema_id, query)
+        assert response.body is not None
+        response.body = _with_external_id(response.body)
+        return response
+
     def creation_response(self, base_url: str, created: Resource[Any]) -> ScimResponse:
         """201 with the resource, reduced to the attributes asked for (RFC 7644 §3.9 applies to POST)."""
         response = super().creation_response(base_url, created)
