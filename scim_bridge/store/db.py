@@ -22,6 +22,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from scim_bridge.store.filters import SQLITE_FUNCTIONS
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -61,6 +63,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # Case folding as scim2-models does it, for filters and sorting (store/filters.py).
+        for name, function in SQLITE_FUNCTIONS.items():
+            dbapi_connection.create_function(name, 1, function, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:

@@ -9,11 +9,9 @@ the transaction of the request.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from scim2_models import InvalidFilterException
 from scim2_models import InvalidValueException
 from scim2_models import Meta
 from scim2_models import NotFoundException
@@ -24,21 +22,13 @@ from scim2_models import SearchRequest
 from scim2_models import UniquenessException
 from scim2_models import default_comparison_key
 from scim2_models.path import AttrPath
-from scim2_models.path import CompareOperator
-from scim2_models.path import Comparison
-from scim2_models.path import FilterNode
-from scim2_models.path import LogicalExpr
-from scim2_models.path import LogicalOperator
+from scim2_models.path.resolution import _resolve_filter_path
 from scim2_server.storage import ScimStorage
-from sqlalchemy import ColumnElement
 from sqlalchemy import Table
-from sqlalchemy import and_
 from sqlalchemy import delete
-from sqlalchemy import false
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
-from sqlalchemy import true
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
@@ -48,9 +38,16 @@ from scim_bridge.store import jobs
 from scim_bridge.store.db import Change
 from scim_bridge.store.db import Database
 from scim_bridge.store.db import current_transaction
-
-# An ``attr eq value`` condition, keyed by the lower-cased attribute name.
-Equality = Callable[[str], ColumnElement[bool]]
+from scim_bridge.store.filters import Column
+from scim_bridge.store.filters import FilterSql
+from scim_bridge.store.filters import Identifier
+from scim_bridge.store.filters import KeyColumn
+from scim_bridge.store.filters import MetaColumns
+from scim_bridge.store.filters import SqlDialect
+from scim_bridge.store.filters import Value
+from scim_bridge.store.filters import dialect_of
+from scim_bridge.store.filters import filter_condition
+from scim_bridge.store.filters import sort_clauses
 
 
 def folded(value: str) -> str:
@@ -88,6 +85,7 @@ class DocumentStore(ScimStorage):
         self.db = db
         self.model = model
         self.policy = policy
+        self._dialect: SqlDialect | None = None
 
     # -- Transactions -----------------------------------------------------
 
@@ -132,55 +130,48 @@ class DocumentStore(ScimStorage):
                 detail=f"the {self.resource_type_name.lower()} was modified meanwhile"
             )
 
-    # -- Filters ------------------------------------------------------------
+    # -- Searching ----------------------------------------------------------------------
 
-    def equalities(self) -> dict[str, Equality]:
-        """``attr eq "value"`` conditions this resource type can search on."""
-        columns = self.table.c
+    def filter_columns(self) -> dict[str, Value]:
+        """The attributes read from columns rather than the document, by Python field name."""
+        unique = _resolve_filter_path(self.model, AttrPath(self.unique_attribute))
+        assert unique is not None
         return {
-            "id": lambda value: columns.id == value,
-            "externalid": lambda value: columns.external_id == value,
-            self.unique_attribute.lower(): lambda value: (
-                columns[self.unique_column] == folded(value)
-            ),
+            "id": Identifier(self.table.c.id),
+            "external_id": Column(self.table.c.external_id),
+            "meta": MetaColumns(self.table, self.resource_type_name),
+            unique.field_name: KeyColumn(self.table.c[self.unique_column]),
         }
 
-    def to_sql(self, node: FilterNode) -> ColumnElement[bool]:
-        """Translate the filters Entra sends; refuse the rest (never post-filter a page)."""
-        if isinstance(node, LogicalExpr) and node.op == LogicalOperator.and_:
-            return and_(*(self.to_sql(term) for term in node.terms))
-        if isinstance(node, Comparison) and node.op == CompareOperator.eq:
-            return self._equals(node.attr_path, node.value)
-        supported = ", ".join(sorted(self.equalities()))
-        raise InvalidFilterException(
-            detail=f"only 'eq' comparisons ({supported}), joined by 'and', "
-            f"are supported on {self.resource_type_name}s"
+    def filter_sql(self, connection: Any, search_request: SearchRequest[Any]) -> FilterSql:
+        """The translator of this resource type's filters and sort orders (``filters.py``)."""
+        if self._dialect is None:
+            self._dialect = dialect_of(connection)
+        scim_filter = search_request.filter
+        return FilterSql(
+            self._dialect,
+            self.model,
+            self._dialect.document(self.table.c.data),
+            self.filter_columns(),
+            # A filter bound to several resource types (a root search) has an attribute this
+            # type lacks match nothing (RFC 7644 §3.4.2.1); bound to this type only, it is 400.
+            strict=scim_filter is None or len(scim_filter.models) <= 1,
+            policy=self.policy,
         )
 
-    def _equals(self, path: AttrPath, value: Any) -> ColumnElement[bool]:
-        uri = (path.uri or self.core_urn).lower()
-        name = path.attr.lower() + (f".{path.sub_attr.lower()}" if path.sub_attr else "")
-        equality = self.equalities().get(name) if uri == self.core_urn.lower() else None
-        if equality is None:
-            raise InvalidFilterException(
-                detail=f"filtering on {path} is not supported on {self.resource_type_name}s"
-            )
-        if not isinstance(value, str):
-            return false()
-        return equality(value)
-
     def search_rows(self, search_request: SearchRequest[Any]) -> tuple[int, list[Any]]:
-        condition: ColumnElement[bool] = true()
-        if search_request.filter is not None:
-            condition = self.to_sql(search_request.filter.ast)
+        """One page of rows: filtered and sorted in SQL, then paged (never post-filtered)."""
         connection = current_transaction().connection
+        translator = self.filter_sql(connection, search_request)
+        condition = filter_condition(search_request, translator)
+        order = sort_clauses(search_request, translator, self.table.c.id)
         total = connection.execute(
             select(func.count()).select_from(self.table).where(condition)
         ).scalar_one()
         statement = (
             select(self.table)
             .where(condition)
-            .order_by(self.table.c.created, self.table.c.id)
+            .order_by(*(order or (self.table.c.created, self.table.c.id)))
             .offset(search_request.start_index_0 or 0)
         )
         if search_request.count is not None:

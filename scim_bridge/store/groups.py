@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 from scim2_models import PatchOp
 from scim2_models import Resource
@@ -25,14 +26,14 @@ from scim2_models.path import LogicalOperator
 from scim2_models.path import ValuePath
 from scim2_server.storage import SearchPage
 from scim2_server.utils import parametrize
-from sqlalchemy import exists
 from sqlalchemy import select
 
 from scim_bridge.store import memberships
 from scim_bridge.store.db import Change
 from scim_bridge.store.db import current_transaction
 from scim_bridge.store.documents import DocumentStore
-from scim_bridge.store.documents import Equality
+from scim_bridge.store.filters import MemberRows
+from scim_bridge.store.filters import Value
 from scim_bridge.store.memberships import GROUP_JOB
 from scim_bridge.store.schema import group_members
 from scim_bridge.store.schema import groups
@@ -114,27 +115,28 @@ class GroupStore(DocumentStore):
         document["schemas"] = [CORE_GROUP_URN]
         return document
 
-    def equalities(self) -> dict[str, Equality]:
-        def has_member(value: str) -> Any:
-            return exists().where(
-                group_members.c.group_id == groups.c.id, group_members.c.member_id == value
-            )
-
-        return {**super().equalities(), "members": has_member, "members.value": has_member}
+    def filter_columns(self) -> dict[str, Value]:
+        """``members`` are rows of group_members: filters on them are ``EXISTS`` over those rows."""
+        return {**super().filter_columns(), "members": MemberRows(groups, group_members)}
 
     # -- Reading ------------------------------------------------------------
 
     def _members(self, group_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Members with ``type`` and a ``$ref`` the service makes absolute (RFC 7643 §4.2)."""
         found: dict[str, list[dict[str, Any]]] = {group_id: [] for group_id in group_ids}
         if not group_ids:
             return found
+        nested = groups.alias("nested")
         statement = (
-            select(group_members)
+            select(group_members, nested.c.id.label("nested_group"))
+            .outerjoin(nested, nested.c.id == group_members.c.member_id)
             .where(group_members.c.group_id.in_(group_ids))
             .order_by(group_members.c.group_id, group_members.c.member_id)
         )
         for row in current_transaction().connection.execute(statement).mappings():
-            member = {"value": row["member_id"]}
+            kind = "Group" if row["nested_group"] else "User"
+            reference = f"{kind}s/{quote(row['member_id'], safe='')}"
+            member = {"value": row["member_id"], "$ref": reference, "type": kind}
             if row["display"]:
                 member["display"] = row["display"]
             found[row["group_id"]].append(member)
