@@ -12,9 +12,15 @@ from scim2_models import ResponseParameters
 from scim2_models import SearchRequest
 from scim2_server.storage import ScimStorage
 from scim2_server.storage import SearchPage
+from sqlalchemy import func
+from sqlalchemy import literal
+from sqlalchemy import select
+from sqlalchemy import union_all
 
 from scim_bridge.store.db import Database
+from scim_bridge.store.db import current_transaction
 from scim_bridge.store.documents import DocumentStore
+from scim_bridge.store.filters import filter_condition
 from scim_bridge.store.groups import GroupStore
 from scim_bridge.store.users import UserStore
 
@@ -51,12 +57,53 @@ class ScimStore(ScimStorage):
         *,
         position: Any = None,
     ) -> SearchPage:
-        if len(resource_types) != 1:
-            raise NotImplementedException(
-                detail="search /Users or /Groups; a search across resource types is not supported"
+        if len(resource_types) == 1:
+            (resource_type,) = resource_types
+            return self.of(resource_type).search(resource_types, search_request, position=position)
+        return self._search_root(resource_types, search_request)
+
+    def _search_root(
+        self, resource_types: list[ResourceType], search_request: SearchRequest[Any]
+    ) -> SearchPage:
+        """Users and Groups as one collection (RFC 7644 §3.4.2.1), paged in SQL by creation.
+
+        Each type's filter is translated on its own table; an attribute a type lacks matches
+        none of its resources. Sorting across types is not offered.
+        """
+        if search_request.sort_by is not None:
+            raise NotImplementedException(detail="sortBy is supported on /Users and /Groups only")
+        with self.operation():
+            connection = current_transaction().connection
+            selects = []
+            for resource_type in resource_types:
+                store = self.of(resource_type)
+                condition = filter_condition(
+                    search_request, store.filter_sql(connection, search_request)
+                )
+                table = store.table
+                selects.append(
+                    select(
+                        literal(resource_type.name).label("kind"),
+                        table.c.id.label("id"),
+                        table.c.created.label("created"),
+                    ).where(condition)
+                )
+            found = union_all(*selects).subquery()
+            total = connection.execute(select(func.count()).select_from(found)).scalar_one()
+            page = (
+                select(found.c.kind, found.c.id)
+                .order_by(found.c.created, found.c.id)
+                .offset(search_request.start_index_0 or 0)
             )
-        (resource_type,) = resource_types
-        return self.of(resource_type).search(resource_types, search_request, position=position)
+            if search_request.count is not None:
+                page = page.limit(search_request.count)
+            types = {resource_type.name: resource_type for resource_type in resource_types}
+            resources = [
+                # The search's attributes decide whether a group's members are read.
+                self.get(types[kind], resource_id, response_parameters=search_request)
+                for kind, resource_id in connection.execute(page).all()
+            ]
+            return SearchPage(total=int(total), resources=resources)
 
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
         return self.of(resource_type).create(resource_type, resource)
