@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -311,6 +312,20 @@ def users(tour: Tour) -> None:
     tour("GET", users, 200, path=f'{users}?filter=externalId eq "{user["externalId"]}"')
     tour("GET", users, 200, path=f"{users}?startIndex=2&count=1&attributes=id")
     tour("GET", users, 200, path=f"{users}?excludedAttributes=emails")
+    for query in (
+        'title eq "Engineer" or not (active eq false)',
+        'emails[type eq "work" and value ew "@contoso.com"] and name.givenName pr',
+        f'{ENTERPRISE}:employeeNumber ge "1000" and meta.created lt "2999-01-01T00:00:00Z"',
+        'userName co "doe" and (displayName sw "J" or userName ne "x")',
+    ):
+        assert tour("GET", users, 200, path=f"{users}?filter={query}").json["totalResults"] >= 1
+    listed = tour("GET", users, 200, path=f"{users}?sortBy=userName&sortOrder=descending").json
+    names = [resource["userName"] for resource in listed["Resources"]]
+    assert names == sorted(names, key=str.lower, reverse=True)
+    projected = tour(
+        "POST", users, 201, path=f"{users}?attributes=userName", body=entra_user("p@x.io")
+    )
+    assert set(projected.json) == {"schemas", "id", "userName"}
     tour("GET", one, 200, path=at)
     tour("GET", one, 200, path=f"{at}?attributes=userName")
     patched = tour(  # a User PATCH answers 200 with the resource, unlike a Group's
@@ -330,6 +345,10 @@ def users(tour: Tour) -> None:
         },
     )
     assert patched.json["displayName"] == "Pvlo" and patched.json["active"] is False
+    cleared = tour(
+        "PATCH", one, 200, path=at, body=patch_op({"op": "replace", "path": "title", "value": ""})
+    )
+    assert "title" not in cleared.json
     etag = patched.headers["ETag"]
     tour("GET", one, 304, path=at, headers={"If-None-Match": etag})
     tour("GET", one, 412, path=at, headers={"If-Match": 'W/"no-such-version"'})
@@ -344,6 +363,7 @@ def users(tour: Tour) -> None:
     tour("PUT", one, 404, path=at, body=replacement)
     tour("PATCH", one, 404, path=at, body=patch)
     tour("DELETE", one, 404, path=at)
+    tour("DELETE", one, 400, path=f"{users}/a%00b")
 
 
 def user_errors(tour: Tour) -> None:
@@ -357,9 +377,13 @@ def user_errors(tour: Tour) -> None:
     del without_user_name["userName"]
     tour("POST", users, 400, body=without_user_name)
     tour("POST", users, 415, data=b"{}", content_type="text/plain")
-    tour("GET", users, 400, path=f'{users}?filter=title eq "Engineer"')
+    tour("GET", users, 400, path=f'{users}?filter=nickname eq "x" and bogus eq "Engineer"')
+    tour("GET", users, 400, path=f'{users}?filter=title eq "Engineer" and')
     tour("GET", users, 400, path=f"{users}?count=many")
-    tour("GET", users, 501, path=f"{users}?sortBy=userName")
+    tour("GET", users, 400, path=f"{users}?sortBy=members")
+    tour("GET", users, 501, path=f"{users}?cursor=abc")
+    tour("GET", users, 400, path=f'{users}?filter=userName eq "a%00b"')
+    tour("POST", users, 400, body=entra_user("nul\u0000@contoso.com"))
     tour("GET", one, 400, path=f"{at}?attributes=userName&excludedAttributes=emails")
     taken = entra_user("TAKEN@contoso.com", externalId=user["externalId"])
     tour("PUT", one, 409, path=at, body=taken)
@@ -367,6 +391,8 @@ def user_errors(tour: Tour) -> None:
     tour("PUT", one, 415, path=at, data=b"{}", content_type="text/plain")
     rename = [{"op": "replace", "path": "userName", "value": "Taken@Contoso.com"}]
     tour("PATCH", one, 409, path=at, body={"schemas": [PATCH_OP], "Operations": rename})
+    unname = patch_op({"op": "replace", "path": "userName", "value": ""})
+    assert tour("PATCH", one, 400, path=at, body=unname).json["scimType"] == "mutability"
     move = [{"op": "Move", "path": "title", "value": "x"}]
     tour("PATCH", one, 400, path=at, body={"schemas": [PATCH_OP], "Operations": move})
     tour("PATCH", one, 415, path=at, data=b"{}", content_type="text/plain")
@@ -385,6 +411,8 @@ def groups(tour: Tour) -> None:
 
     def members() -> list[str]:
         found = tour("GET", one, 200, path=at).json
+        for entry in found.get("members", []):
+            assert entry["type"] == "User" and entry["$ref"].endswith(f"/Users/{entry['value']}")
         return sorted(entry["value"] for entry in found.get("members", []))
 
     found = tour("GET", groups, 200, path=f'{lookup} "DEVELOPERS"').json
@@ -400,6 +428,24 @@ def groups(tour: Tour) -> None:
             query = f"{groups}?filter={check}&excludedAttributes=members"
             assert tour("GET", groups, 200, path=query).json["totalResults"] == hits, check
     tour("GET", groups, 200, path=f"{groups}?startIndex=2&count=1&attributes=displayName")
+    for query in (
+        'displayName co "velo"',
+        f'id eq "nothing" or members[value eq "{member}"]',
+        'not (displayName ew "n") and meta.lastModified gt "2000-01-01T00:00:00Z"',
+    ):
+        assert tour("GET", groups, 200, path=f"{groups}?filter={query}").json["totalResults"] == 1
+    tour("GET", groups, 200, path=f"{groups}?sortBy=displayName&sortOrder=descending")
+    nested = tour("POST", groups, 201, body=entra_group("Nested", members=[{"value": group["id"]}]))
+    assert [entry["type"] for entry in nested.json["members"]] == ["Group"]
+    assert nested.json["members"][0]["$ref"].endswith(f"/Groups/{group['id']}")
+    lean = tour(
+        "POST",
+        groups,
+        201,
+        path=f"{groups}?excludedAttributes=members,meta",
+        body=entra_group("Lean", members=[{"value": member}]),
+    )
+    assert "members" not in lean.json and "meta" not in lean.json
     assert members() == [member]
     assert "members" not in tour("GET", one, 200, path=f"{at}?excludedAttributes=members").json
     tour("GET", one, 200, path=f"{at}?attributes=members")
@@ -464,10 +510,12 @@ def group_errors(tour: Tour) -> None:
     tour("POST", groups, 400, body=without_name)
     tour("POST", groups, 400, body=entra_group("Elsewhere", schemas=[MS_GROUP]))
     tour("POST", groups, 415, data=b"{}", content_type="text/plain")
-    tour("GET", groups, 400, path=f'{groups}?filter=displayName co "Op"')
-    tour("GET", groups, 400, path=f'{groups}?filter=id eq "a" or id eq "b"')
+    tour("GET", groups, 400, path=f'{groups}?filter=userName eq "Op"')
+    tour("GET", groups, 400, path=f'{groups}?filter=id eq "a" or (id eq "b"')
     tour("GET", groups, 400, path=f"{groups}?count=many")
-    tour("GET", groups, 501, path=f"{groups}?sortBy=displayName")
+    tour("GET", groups, 400, path=f"{groups}?sortOrder=sideways")
+    tour("GET", groups, 501, path=f"{groups}?cursor=abc")
+    tour("DELETE", one, 400, path=f"{groups}/a%00b")
     tour("GET", one, 400, path=f"{at}?attributes=displayName&excludedAttributes=members")
     taken = entra_group("taken", externalId=group["externalId"])
     tour("PUT", one, 409, path=at, body=taken)
@@ -493,24 +541,35 @@ def searches(tour: Tour) -> None:
     ):
         assert tour("POST", template, 200, body=found).json["totalResults"] == 1
         tour("POST", template, 200, body={**found, "attributes": ["id"], "count": 1})
-        tour("POST", template, 400, body={"filter": 'id co "x"'})
+        assert tour("POST", template, 200, body={"filter": 'id co "x"'}).json["totalResults"] == 0
+        tour("POST", template, 400, body={"filter": 'nosuchattribute co "x"'})
         tour("POST", template, 415, data=b"{}", content_type="text/plain")
-        tour("POST", template, 501, body={"sortBy": "id"})
+        tour("POST", template, 200, body={**found, "sortBy": "id", "sortOrder": "descending"})
+        tour("POST", template, 501, body={"cursor": ""})
     lean = {**found_group, "excludedAttributes": ["members"]}
     listed = tour("POST", f"{SCIM}/Groups/.search", 200, body=lean).json["Resources"]
     assert len(listed) == 1 and "members" not in listed[0]
-    # At the service root a search would span Users and Groups: not supported, once well-formed.
+    # At the service root a search spans Users and Groups, in creation order; no sorting.
     root_search = f"{SCIM}/.search"
-    for body in (found_user, found_group, {}):
-        tour("POST", root_search, 501, body=body)
+    for body in (found_user, found_group):
+        assert tour("POST", root_search, 200, body=body).json["totalResults"] == 1
+    assert tour("POST", root_search, 200, body={}).json["totalResults"] >= 3
+    tour("POST", root_search, 200, body={"startIndex": 2, "count": 1, "attributes": ["id"]})
     tour("POST", root_search, 501, body={"sortBy": "userName"})
     tour("POST", root_search, 400, body={"filter": "userName eq"})
+    tour("POST", root_search, 400, body={"filter": 'nosuchattribute eq "x"'})
+    tour("POST", root_search, 400, body={"filter": 'userName eq "\u0000"'})
     tour("POST", root_search, 400, data=b"{not json", content_type=SCIM_JSON)
     tour("POST", root_search, 415, data=b"{}", content_type="text/plain")
     root = f"{SCIM}/"
-    tour("GET", root, 501, path=f'{root}?filter=userName eq "search.me@contoso.com"')
-    tour("GET", root, 501)
-    tour("GET", root, 501, path=f"{root}?sortOrder=descending")
+    found = tour("GET", root, 200, path=f'{root}?filter=userName eq "search.me@contoso.com"').json
+    assert [resource["userName"] for resource in found["Resources"]] == ["Search.Me@contoso.com"]
+    everything = tour("GET", root, 200).json["Resources"]
+    assert {resource["meta"]["resourceType"] for resource in everything} == {"User", "Group"}
+    created = [datetime.fromisoformat(resource["meta"]["created"]) for resource in everything]
+    assert created == sorted(created), "the root pages by creation time"
+    tour("GET", root, 200, path=f"{root}?sortOrder=descending&excludedAttributes=members")
+    tour("GET", root, 501, path=f"{root}?sortBy=userName")
     tour("GET", root, 400, path=f"{root}?filter=userName eq")
     tour("GET", root, 400, path=f"{root}?count=many")
 
@@ -526,9 +585,15 @@ def discovery(tour: Tour) -> None:
             tour("GET", one, 200, path=f"{collection}/{resource['id']}")
         tour("GET", one, 404, path=f"{collection}/nothing")
         tour("GET", collection, 403, path=f'{collection}?filter=id eq "User"')
+        tour("GET", collection, 400, path=f"{collection}?x=%00")
+        tour("GET", one, 400, path=f"{collection}/a%00b")
         tour("GET", one, 403, path=f'{collection}/{resources[0]["id"]}?filter=id eq "User"')
+    for core in (CORE_USER, CORE_GROUP):
+        schema = tour("GET", f"{SCIM}/Schemas/{{id}}", 200, path=f"{SCIM}/Schemas/{core}").json
+        assert "externalId" in {attribute["name"] for attribute in schema["attributes"]}
     configuration = f"{SCIM}/ServiceProviderConfig"
-    tour("GET", configuration, 200)
+    assert tour("GET", configuration, 200).json["sort"] == {"supported": True}
+    tour("GET", configuration, 400, path=f"{configuration}?x=%00")
     tour("GET", configuration, 403, path=f'{configuration}?filter=id eq "x"')
 
 
@@ -538,6 +603,8 @@ def unsupported(tour: Tour) -> None:
     for method in ("GET", "PUT", "PATCH", "DELETE", "POST"):
         body = None if method in ("GET", "DELETE") else entra_user()
         tour(method, f"{SCIM}/Me", 501, body=body)
+        tour(method, f"{SCIM}/Me", 400, path=f"{SCIM}/Me?x=%00", body=body)
+    tour("POST", f"{SCIM}/Bulk", 400, path=f"{SCIM}/Bulk?x=%00", body=bulk)
 
 
 def unauthenticated(tour: Tour) -> None:
