@@ -157,7 +157,8 @@ class Bridge:
             memberships.upsert(
                 bridge_state, [{"key": RULES_FINGERPRINT, "value": fingerprint}], ["key"], ["value"]
             )
-            audit.record("rules.changed", None, {"groups_revisited": len(group_ids)})
+            if group_ids:
+                audit.record("rules.changed", None, {"groups_revisited": len(group_ids)})
             return len(group_ids)
 
     def run_committed(self, changes: list[Change], job_keys: list[str]) -> None:
