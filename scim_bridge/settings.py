@@ -31,6 +31,10 @@ from scim_bridge.gitlab.access import parse_access_level
 
 ENV_PREFIX = "SCIM_BRIDGE_"
 DEFAULT_DATABASE_URL = "sqlite:///scim-bridge.db"
+MIN_RATE_LIMIT_PER_SECOND = 50.0
+# The audience of Entra's tokens for every non-gallery app (entra.md §3.2).
+ENTRA_NON_GALLERY_AUDIENCE = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
+ENTRA_JWKS_URL = "https://login.microsoftonline.com/common/discovery/keys"
 
 
 class SettingsError(ValueError):
@@ -81,6 +85,16 @@ class ServerSchema(_Section):
     host = fields.String(load_default="127.0.0.1")
     port = fields.Integer(load_default=8000, validate=validate.Range(min=0, max=65535))
     workers = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
+    # Larger bodies are refused with 413 before they are read (Entra's largest is a PATCH of a
+    # few hundred members: well under this).
+    max_body_bytes = fields.Integer(
+        load_default=1024 * 1024, validate=validate.Range(min=64 * 1024, max=64 * 1024 * 1024)
+    )
+    # Per caller and per process; never below 50/s, so Entra (25/s at most) is never throttled.
+    rate_limit_per_second = fields.Float(
+        load_default=100.0, validate=validate.Range(min=MIN_RATE_LIMIT_PER_SECOND)
+    )
+    rate_limit_burst = fields.Integer(load_default=200, validate=validate.Range(min=50))
 
 
 class AccessLevel(fields.Field):
@@ -110,6 +124,11 @@ def _group_path(value: str) -> None:
 def _not_blank(value: str) -> None:
     if not value.strip():
         raise ValidationError("must not be empty")
+
+
+def _not_blank_id(value: str) -> None:
+    if not value.strip() or value != value.strip():
+        raise ValidationError(f"{value!r}: must not be empty or padded with spaces")
 
 
 NEITHER_MATCH_KEY = "external_id or display_name"
@@ -155,6 +174,42 @@ class GroupsSchema(_Section):
     )
 
 
+class AuthSchema(_Section):
+    # RFC 6749 §4.4 access tokens: Entra's validator wants 60-360 minutes (entra.md §3.3).
+    access_token_minutes = fields.Integer(load_default=60, validate=validate.Range(min=60, max=360))
+    # OAuth2 client secrets expire; Entra's gallery rules ask for 1-3 years.
+    client_secret_days = fields.Integer(load_default=365, validate=validate.Range(min=1, max=1095))
+    # Every failed authentication takes at least this long, whatever was wrong (no timing oracle).
+    failure_floor_ms = fields.Integer(load_default=200, validate=validate.Range(min=0, max=5000))
+    # The public base URL (``https://scim.example.com``) when a proxy rewrites the host; it names
+    # the issuer and audience of access tokens. By default, the URL the request came in on.
+    public_url = fields.String(load_default=None, allow_none=True)
+    entra = fields.Raw(load_default=None, metadata={"subsection": True})
+
+
+class EntraAuthSchema(_Section):
+    """``[auth.entra]``: Entra-issued JWTs (blank Secret Token, entra.md §3.2); off without tenants."""
+
+    tenant_ids = fields.List(fields.String(validate=_not_blank_id), load_default=list)
+    audiences = fields.List(
+        fields.String(validate=_not_blank_id), load_default=lambda: [ENTRA_NON_GALLERY_AUDIENCE]
+    )
+    jwks_url = fields.String(load_default=ENTRA_JWKS_URL, validate=validate.URL(require_tld=False))
+    leeway_seconds = fields.Integer(load_default=60, validate=validate.Range(min=0, max=600))
+    # An unknown ``kid`` refetches the keys at most this often (a forged token cannot flood Entra).
+    jwks_refresh_floor_seconds = fields.Float(
+        load_default=300.0, validate=validate.Range(min=1, max=86400)
+    )
+    jwks_cache_seconds = fields.Float(
+        load_default=86400.0, validate=validate.Range(min=60, max=7 * 86400)
+    )
+
+
+class AuditSchema(_Section):
+    # Keep which attributes changed but not their values (the values stay in the store).
+    redact_values = fields.Boolean(load_default=False)
+
+
 SECTIONS: dict[str, type[Schema]] = {
     "database": DatabaseSchema,
     "gitlab": GitLabSchema,
@@ -162,6 +217,9 @@ SECTIONS: dict[str, type[Schema]] = {
     "reconcile": ReconcileSchema,
     "server": ServerSchema,
     "groups": GroupsSchema,
+    "auth": AuthSchema,
+    "auth.entra": EntraAuthSchema,
+    "audit": AuditSchema,
 }
 
 
@@ -201,6 +259,38 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
+    max_body_bytes: int = 1024 * 1024
+    rate_limit_per_second: float = 100.0
+    rate_limit_burst: int = 200
+
+
+@dataclass(frozen=True)
+class EntraAuthSettings:
+    tenant_ids: tuple[str, ...] = ()
+    audiences: tuple[str, ...] = (ENTRA_NON_GALLERY_AUDIENCE,)
+    jwks_url: str = ENTRA_JWKS_URL
+    leeway_seconds: int = 60
+    jwks_refresh_floor_seconds: float = 300.0
+    jwks_cache_seconds: float = 86400.0
+
+    @property
+    def enabled(self) -> bool:
+        """Entra-issued JWTs are accepted only from tenants the operator named."""
+        return bool(self.tenant_ids)
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    access_token_minutes: int = 60
+    client_secret_days: int = 365
+    failure_floor_ms: int = 200
+    public_url: str | None = None
+    entra: EntraAuthSettings = field(default_factory=EntraAuthSettings)
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    redact_values: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,11 +320,14 @@ class Settings:
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     groups: GroupsSettings = field(default_factory=GroupsSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     config_path: str | None = None
 
 
 def _env_name(section: str, key: str) -> str:
-    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+    """``auth.entra`` + ``tenant_ids`` → ``SCIM_BRIDGE_AUTH_ENTRA_TENANT_IDS``."""
+    return f"{ENV_PREFIX}{section.replace('.', '_').upper()}_{key.upper()}"
 
 
 def _read_file(path: str) -> dict[str, Any]:
@@ -252,7 +345,7 @@ def _env_overrides(section: str, schema: Schema, environ: Mapping[str, str]) -> 
     values: dict[str, Any] = {}
     for key, schema_field in schema.fields.items():
         raw = environ.get(_env_name(section, key))
-        if raw is None:
+        if raw is None or schema_field.metadata.get("subsection"):
             continue
         if schema_field.metadata.get("file_only"):
             raise SettingsError(
@@ -393,7 +486,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     document = _read_file(path) if path else {}
     _check_sections(document, path)
     loaded = {
-        section: _load_section(section, document.get(section), environ, path)
+        section: _load_section(section, _section_values(document, section, path), environ, path)
         for section in SECTIONS
     }
     return Settings(
@@ -404,12 +497,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         reconcile=ReconcileSettings(**loaded["reconcile"]),
         server=ServerSettings(**loaded["server"]),
         groups=_groups_settings(loaded["groups"]),
+        auth=_auth_settings(loaded["auth"], loaded["auth.entra"]),
+        audit=AuditSettings(**loaded["audit"]),
         config_path=path,
     )
 
 
+def _section_values(document: dict[str, Any], section: str, path: str | None) -> Any:
+    """The table for ``section``; ``auth.entra`` is the ``entra`` table inside ``[auth]``."""
+    parent, _, child = section.partition(".")
+    values = document.get(parent)
+    if not child:
+        return values
+    if values is not None and not isinstance(values, dict):
+        raise SettingsError(f"[{parent}] in {path}: must be a table")
+    return (values or {}).get(child)
+
+
 def _check_sections(document: dict[str, Any], path: str | None) -> None:
-    known = {*SECTIONS, "auth", "audit"}
+    known = {section.partition(".")[0] for section in SECTIONS}
     for section in document:
         if section not in known:
             raise SettingsError(
@@ -424,6 +530,24 @@ def _gitlab_settings(gitlab: dict[str, Any], environ: Mapping[str, str]) -> GitL
         identity_provider=gitlab["identity_provider"],
         dry_run=gitlab["dry_run"],
         timeout_seconds=gitlab["timeout_seconds"],
+    )
+
+
+def _auth_settings(auth: dict[str, Any], entra: dict[str, Any]) -> AuthSettings:
+    public_url = (auth["public_url"] or "").rstrip("/") or None
+    return AuthSettings(
+        access_token_minutes=auth["access_token_minutes"],
+        client_secret_days=auth["client_secret_days"],
+        failure_floor_ms=auth["failure_floor_ms"],
+        public_url=public_url,
+        entra=EntraAuthSettings(
+            tenant_ids=tuple(entra["tenant_ids"]),
+            audiences=tuple(entra["audiences"]),
+            jwks_url=entra["jwks_url"],
+            leeway_seconds=entra["leeway_seconds"],
+            jwks_refresh_floor_seconds=entra["jwks_refresh_floor_seconds"],
+            jwks_cache_seconds=entra["jwks_cache_seconds"],
+        ),
     )
 
 

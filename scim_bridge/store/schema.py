@@ -7,6 +7,7 @@ beside it are the indexed values that filters and uniqueness checks need.
 from __future__ import annotations
 
 from sqlalchemy import JSON
+from sqlalchemy import BigInteger
 from sqlalchemy import Boolean
 from sqlalchemy import Column
 from sqlalchemy import DateTime
@@ -84,6 +85,19 @@ audit_events = Table(
     Column("action", String(64), nullable=False),
     Column("target", Text, nullable=True),
     Column("detail", JsonDocument, nullable=True),
+    # The hash chain (store/audit.py): position, the previous event's hash, and this event's.
+    Column("seq", BigInteger, nullable=True, unique=True),
+    Column("prev_hash", String(64), nullable=True),
+    Column("hash", String(64), nullable=True),
+)
+
+# The end of the audit chain: one row, locked by each appender so events chain in commit order.
+audit_chain_head = Table(
+    "audit_chain_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 
 api_tokens = Table(
@@ -98,6 +112,48 @@ api_tokens = Table(
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
+)
+
+# OAuth 2.0 clients for Entra's "OAuth2 client credentials grant" (RFC 6749 §4.4).
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("client_id", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# A client holds several secrets at once while one is rotated out; each is stored hashed.
+oauth_client_secrets = Table(
+    "oauth_client_secrets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client", Integer, ForeignKey("oauth_clients.id"), nullable=False, index=True),
+    Column("lookup", String(32), nullable=False, unique=True),
+    Column("secret_hash", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+)
+
+# Access tokens issued at /oauth2/token: opaque, hashed, and checked against their client and
+# secret on every use, so revoking either ends the token at once.
+oauth_access_tokens = Table(
+    "oauth_access_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("lookup", String(32), nullable=False, unique=True),
+    Column("secret_hash", String(128), nullable=False),
+    Column("client", Integer, ForeignKey("oauth_clients.id"), nullable=False, index=True),
+    Column("client_secret", Integer, ForeignKey("oauth_client_secrets.id"), nullable=False),
+    Column("issuer", Text, nullable=False),
+    Column("audience", Text, nullable=False),
+    Column("scope", Text, nullable=True),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 groups = Table(
