@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask import Response
 from flask import jsonify
+from flask import request
 
 from scim_bridge.bridge import Bridge
 from scim_bridge.settings import Settings
@@ -17,7 +18,10 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
     bridge = bridge or Bridge(settings or load_settings())
     app = Flask(__name__)
     app.extensions["scim_bridge"] = bridge
+    # Bodies past the limit are refused (413) before they are read.
+    app.config["MAX_CONTENT_LENGTH"] = bridge.settings.server.max_body_bytes
     app.register_blueprint(bridge.scim_endpoints().blueprint())
+    app.register_blueprint(bridge.token_endpoint(lambda: request.host_url.rstrip("/")).blueprint())
 
     @app.get("/healthz")
     def healthz() -> Response:

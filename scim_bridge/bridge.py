@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -10,10 +12,15 @@ from scim2_models import Group
 from scim2_models import UnauthorizedException
 from sqlalchemy import select
 
+from scim_bridge.auth.authenticator import Authenticator
+from scim_bridge.auth.authenticator import Refused
+from scim_bridge.auth.clients import ClientStore
+from scim_bridge.auth.oauth import TokenEndpoint
 from scim_bridge.auth.tokens import TokenStore
 from scim_bridge.gitlab.client import GitLab
 from scim_bridge.gitlab.planned import PlannedGitLab
 from scim_bridge.gitlab.types import CallRecord
+from scim_bridge.guards import RateLimiter
 from scim_bridge.provisioning.memberships import GITLAB_GROUP_JOB
 from scim_bridge.provisioning.memberships import GitLabGroupReconciler
 from scim_bridge.provisioning.memberships import ScimGroupReconciler
@@ -21,6 +28,7 @@ from scim_bridge.provisioning.reconciler import Rejected
 from scim_bridge.provisioning.reconciler import UserReconciler
 from scim_bridge.provisioning.rules import GroupMapper
 from scim_bridge.provisioning.runner import JobRunner
+from scim_bridge.scim.blueprint import URL_PREFIX as SCIM_PATH
 from scim_bridge.scim.blueprint import ScimEndpoints
 from scim_bridge.scim.blueprint import WriteRejected
 from scim_bridge.scim.handler import BridgeScimHandler
@@ -85,6 +93,10 @@ class Bridge:
     @cached_property
     def tokens(self) -> TokenStore:
         return TokenStore(self.db)
+
+    @cached_property
+    def clients(self) -> ClientStore:
+        return ClientStore(self.db, secret_days=self.settings.auth.client_secret_days)
 
     def audit(self, action: str, target: str | None, detail: dict[str, Any] | None) -> None:
         audit.record_now(self.db, action, target, detail)
@@ -182,12 +194,52 @@ class Bridge:
 
     # -- SCIM ---------------------------------------------------------------------
 
-    def authenticate(self, authorization: str | None) -> str:
-        scheme, _, credentials = (authorization or "").partition(" ")
-        name = self.tokens.verify(credentials.strip()) if scheme.lower() == "bearer" else None
-        if name is None:
-            raise UnauthorizedException(detail="a valid bearer token is required")
-        return f"token:{name}"
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        entra = None
+        if self.settings.auth.entra.enabled:
+            from scim_bridge.auth.entra_jwt import EntraTokenVerifier
+
+            entra = EntraTokenVerifier(self.settings.auth.entra)
+        return Authenticator(
+            self.tokens,
+            self.clients,
+            entra,
+            failure_floor=self.settings.auth.failure_floor_ms / 1000,
+        )
+
+    @cached_property
+    def limiter(self) -> RateLimiter:
+        server = self.settings.server
+        return RateLimiter(server.rate_limit_per_second, server.rate_limit_burst)
+
+    def audience(self, base_url: str) -> str:
+        """The SCIM base URL tokens are bound to: the public one if set, else the request's."""
+        public = self.settings.auth.public_url
+        return f"{public}{SCIM_PATH}" if public else base_url
+
+    def authenticate(self, authorization: str | None, base_url: str) -> str:
+        try:
+            return self.authenticator.caller(authorization, self.audience(base_url))
+        except Refused:
+            raise UnauthorizedException(detail="a valid bearer token is required") from None
+
+    def token_endpoint(self, root_url: Callable[[], str]) -> TokenEndpoint:
+        """``/oauth2/token``; ``root_url`` gives the URL the request came in on, without path."""
+        auth = self.settings.auth
+
+        def issuer() -> str:
+            return auth.public_url or root_url()
+
+        return TokenEndpoint(
+            self.clients,
+            lifetime=timedelta(minutes=auth.access_token_minutes),
+            allowed_scopes=auth.oauth_scopes,
+            issuer=issuer,
+            audience=lambda: f"{issuer()}{SCIM_PATH}",
+            on_failure=self.authenticator.pad,
+            limiter=self.limiter,
+        )
 
     def scim_endpoints(self) -> ScimEndpoints:
         handler = BridgeScimHandler(BridgeScimService(build_provider()), self.resources)
@@ -197,4 +249,5 @@ class Bridge:
             authenticate=self.authenticate,
             committed=self.run_committed,
             revert=self.revert,
+            limiter=self.limiter,
         )

@@ -183,7 +183,11 @@ class AuthSchema(_Section):
     failure_floor_ms = fields.Integer(load_default=200, validate=validate.Range(min=0, max=5000))
     # The public base URL (``https://scim.example.com``) when a proxy rewrites the host; it names
     # the issuer and audience of access tokens. By default, the URL the request came in on.
-    public_url = fields.String(load_default=None, allow_none=True)
+    public_url = fields.String(
+        load_default=None, allow_none=True, validate=validate.URL(require_tld=False)
+    )
+    # What a token request may ask for in ``scope`` (Entra's optional "OAuth 2.0 scope" field).
+    oauth_scopes = fields.List(fields.String(validate=_not_blank_id), load_default=lambda: ["scim"])
     entra = fields.Raw(load_default=None, metadata={"subsection": True})
 
 
@@ -285,6 +289,7 @@ class AuthSettings:
     client_secret_days: int = 365
     failure_floor_ms: int = 200
     public_url: str | None = None
+    oauth_scopes: tuple[str, ...] = ("scim",)
     entra: EntraAuthSettings = field(default_factory=EntraAuthSettings)
 
 
@@ -540,6 +545,7 @@ def _auth_settings(auth: dict[str, Any], entra: dict[str, Any]) -> AuthSettings:
         client_secret_days=auth["client_secret_days"],
         failure_floor_ms=auth["failure_floor_ms"],
         public_url=public_url,
+        oauth_scopes=tuple(auth["oauth_scopes"]),
         entra=EntraAuthSettings(
             tenant_ids=tuple(entra["tenant_ids"]),
             audiences=tuple(entra["audiences"]),

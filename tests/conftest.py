@@ -4,10 +4,13 @@ double on a real port, and the bridge's Flask app with a SCIM client that speaks
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from sqlalchemy import text
 
 from scim_bridge.app import create_app
 from scim_bridge.bridge import Bridge
+from scim_bridge.settings import AuthSettings
 from scim_bridge.settings import GitLabSettings
 from scim_bridge.settings import ReconcileSettings
 from scim_bridge.settings import Settings
@@ -69,6 +73,28 @@ def gitlab() -> Iterator[GitLabDouble]:
         assert running.internal_errors == []
 
 
+def cli_environment(database_url: str) -> dict[str, str]:
+    """The environment an operator's command runs in: only this database configured."""
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("SCIM_BRIDGE_")}
+    clean["SCIM_BRIDGE_DATABASE_URL"] = database_url
+    clean["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    return clean
+
+
+def run_cli(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``scim-bridge ARGS`` in a new process, as the operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "scim_bridge", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=60,
+    )
+
+
 def make_settings(database_url: str, gitlab_url: str | None = None, **sections: Any) -> Settings:
     """Settings as the operator would write them; ``sections`` override whole dataclasses' fields."""
     gitlab = GitLabSettings(
@@ -78,6 +104,8 @@ def make_settings(database_url: str, gitlab_url: str | None = None, **sections: 
         database_url=database_url,
         gitlab=gitlab,
         reconcile=ReconcileSettings(inline_deadline_seconds=5.0, backoff_base_seconds=0.01),
+        # Refusals are not padded in tests; tests/auth/test_guards.py checks the default floor.
+        auth=AuthSettings(failure_floor_ms=0),
     )
     for name, values in sections.items():
         settings = replace(settings, **{name: replace(getattr(settings, name), **values)})

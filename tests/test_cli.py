@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy import text
 
+from tests.conftest import cli_environment
+from tests.conftest import run_cli
 
-def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "scim_bridge", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=60,
-    )
+run = run_cli
 
 
 @pytest.fixture
 def env(database_url: str) -> dict[str, str]:
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("SCIM_BRIDGE_")}
-    clean["SCIM_BRIDGE_DATABASE_URL"] = database_url
-    clean["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    return clean
+    return cli_environment(database_url)
 
 
 def test_tokens_create_prints_the_secret_once_and_stores_a_hash(
@@ -59,8 +47,8 @@ def test_invalid_settings_stop_the_command_with_the_key(env: dict[str, str]) -> 
 
 
 def test_db_commands_and_jobs_listing(env: dict[str, str]) -> None:
-    assert "needs: 0002" in run(env, "db", "current").stdout
-    assert "revision 0002" in run(env, "db", "upgrade").stdout
+    assert "needs: 0003" in run(env, "db", "current").stdout
+    assert "revision 0003" in run(env, "db", "upgrade").stdout
     assert "no pending or parked jobs" in run(env, "jobs").stdout
     assert "0 job(s)" in run(env, "jobs", "retry", "--all").stdout
 

@@ -1,16 +1,10 @@
-"""Long-lived bearer tokens for Entra's "Secret Token" field.
+"""Long-lived bearer tokens for Entra's "Secret Token" field (entra.md §3.1).
 
-A token reads ``sbt_<lookup>_<secret>``. The lookup half finds the row; only a SHA-256 of the secret
-half is stored. The secret carries 256 random bits, so a fast hash is enough (there is nothing to
-brute-force), and the comparison is constant-time. An unknown lookup is compared against a dummy
-hash, so a wrong token costs the same time whichever half was wrong.
+A token reads ``sbt_<lookup>_<secret>`` and is stored as described in ``auth/credentials.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -21,13 +15,13 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from scim_bridge import clock
+from scim_bridge.auth import credentials
 from scim_bridge.store import audit
 from scim_bridge.store.db import Database
 from scim_bridge.store.schema import api_tokens
 
 PREFIX = "sbt"
 LAST_USED_GRANULARITY = timedelta(minutes=1)
-_DUMMY_HASH = hashlib.sha256(b"scim-bridge: no such token").hexdigest()
 
 
 class TokenError(ValueError):
@@ -51,25 +45,13 @@ class TokenInfo:
         return "active"
 
 
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _split(presented: str) -> tuple[str, str] | None:
-    parts = presented.split("_", 2)  # the secret half may itself contain "_"
-    if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
-        return None
-    return parts[1], parts[2]
-
-
 class TokenStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def create(self, name: str, *, expires_in_days: int | None = None) -> str:
         """Create a token and return it; it is never shown again."""
-        lookup = secrets.token_hex(8)
-        secret = secrets.token_urlsafe(32)
+        issued = credentials.issue(PREFIX)
         now = clock.now()
         expires_at = now + timedelta(days=expires_in_days) if expires_in_days else None
         try:
@@ -77,8 +59,8 @@ class TokenStore:
                 tx.connection.execute(
                     insert(api_tokens).values(
                         name=name,
-                        lookup=lookup,
-                        secret_hash=_hash(secret),
+                        lookup=issued.lookup,
+                        secret_hash=issued.secret_hash,
                         created_at=now,
                         expires_at=expires_at,
                     )
@@ -88,7 +70,7 @@ class TokenStore:
                 )
         except IntegrityError:
             raise TokenError(f"a token named {name!r} already exists") from None
-        return f"{PREFIX}_{lookup}_{secret}"
+        return issued.presented
 
     def list(self) -> list[TokenInfo]:
         with self.db.transaction(write=False) as tx:
@@ -117,16 +99,14 @@ class TokenStore:
 
     def verify(self, presented: str) -> str | None:
         """Return the token's name when ``presented`` is a valid, unexpired, unrevoked token."""
-        parts = _split(presented)
-        lookup, secret = parts if parts else ("", presented)
+        lookup, secret = credentials.split(PREFIX, presented)
         with self.db.transaction(write=False) as tx:
             row = (
                 tx.connection.execute(select(api_tokens).where(api_tokens.c.lookup == lookup))
                 .mappings()
                 .first()
             )
-        expected = row["secret_hash"] if row is not None else _DUMMY_HASH
-        matches = hmac.compare_digest(_hash(secret), expected)
+        matches = credentials.matches(secret, row["secret_hash"] if row is not None else None)
         if row is None or not matches or row["revoked_at"] is not None:
             return None
         now = clock.now()

@@ -30,6 +30,7 @@ from scim2_server.routing import Route
 from werkzeug.exceptions import HTTPException
 
 from scim_bridge import context
+from scim_bridge.guards import retry_after_header
 from scim_bridge.scim.service import BridgeScimService
 from scim_bridge.store.db import Change
 from scim_bridge.store.db import Transaction
@@ -65,9 +66,20 @@ class Reverter(Protocol):
 
 
 class Authenticator(Protocol):
-    """Returns the verified caller's name, or raises ``UnauthorizedException``."""
+    """Returns the verified caller's name, or raises ``UnauthorizedException``.
 
-    def __call__(self, authorization: str | None) -> str: ...
+    ``base_url`` is the SCIM base URL the request came in on: the audience a token must be for.
+    """
+
+    def __call__(self, authorization: str | None, base_url: str) -> str: ...
+
+
+class Limiter(Protocol):
+    """A per-key rate limit (``scim_bridge.guards.RateLimiter``)."""
+
+    def take(self, key: str) -> float | None: ...
+
+    def waiting(self, key: str) -> float | None: ...
 
 
 def _request_id() -> str:
@@ -89,6 +101,7 @@ class ScimEndpoints:
         authenticate: Authenticator,
         committed: Committed,
         revert: Reverter,
+        limiter: Limiter | None = None,
     ) -> None:
         self.handler = handler
         self.service: BridgeScimService = handler.service  # type: ignore[assignment]
@@ -96,6 +109,7 @@ class ScimEndpoints:
         self.authenticate = authenticate
         self.committed = committed
         self.revert = revert
+        self.limiter = limiter
 
     def blueprint(self) -> Blueprint:
         blueprint = Blueprint("scim", __name__, url_prefix=URL_PREFIX)
@@ -117,10 +131,17 @@ class ScimEndpoints:
         return response
 
     def _respond(self, request_id: str, source: str | None) -> Response:
+        refusals = f"refused:{source}"
+        if self.limiter and (wait := self.limiter.waiting(refusals)) is not None:
+            return _too_many(wait)  # this address keeps failing to authenticate
         try:
-            actor = self.authenticate(request.headers.get("Authorization"))
+            actor = self.authenticate(request.headers.get("Authorization"), _base_url())
         except SCIMException as error:
+            if self.limiter:
+                self.limiter.take(refusals)
             return _to_flask(self.service.error_response(error))
+        if self.limiter and (wait := self.limiter.take(f"caller:{actor}")) is not None:
+            return _too_many(wait)
         with context.bound(context.RequestContext(request_id, actor, source)):
             try:
                 return _to_flask(self._serve(self._read()))
@@ -142,7 +163,7 @@ class ScimEndpoints:
             raise InvalidValueException(detail="NUL characters are not allowed")
         return ScimRequest(
             method=request.method,
-            base_url=request.host_url.rstrip("/") + URL_PREFIX,
+            base_url=_base_url(),
             path=request.path.removeprefix(URL_PREFIX),
             query=request.args.to_dict(),
             headers=list(request.headers.items()),
@@ -160,6 +181,18 @@ class ScimEndpoints:
                 self.revert(list(tx.changes), rejection.detail)
                 raise
         return response
+
+
+def _base_url() -> str:
+    return request.host_url.rstrip("/") + URL_PREFIX
+
+
+def _too_many(wait: float) -> Response:
+    """429 with ``Retry-After``: Entra backs off and retries (entra.md §5)."""
+    error = Error(status=429, detail="too many requests; retry after the time given")
+    response = _to_flask(_error_response(error))
+    response.headers["Retry-After"] = retry_after_header(wait)
+    return response
 
 
 def _error_response(error: Error) -> ScimResponse:
