@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from werkzeug.serving import make_server
 
+from tests.conftest import ADMIN_TOKEN
 from tests.conftest import BridgeUnderTest
+from tests.e2e.live_server import Server
 
 
 class LiveScim:
@@ -61,3 +65,27 @@ def serve() -> Iterator[Callable[[BridgeUnderTest], LiveScim]]:
     yield start
     for server in servers:
         server.shutdown()
+
+
+@pytest.fixture
+def environment(database_url: str, gitlab: Any, tmp_path: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SCIM_BRIDGE_")}
+    env.update(
+        SCIM_BRIDGE_DATABASE_URL=database_url,
+        SCIM_BRIDGE_GITLAB_URL=gitlab.url,
+        SCIM_BRIDGE_GITLAB_TOKEN=ADMIN_TOKEN,
+        SCIM_BRIDGE_GITLAB_TIMEOUT_SECONDS="5",
+        SCIM_BRIDGE_RECONCILE_INLINE_DEADLINE_SECONDS="2",
+        SCIM_BRIDGE_RECONCILE_WORKER_POLL_SECONDS="0.2",
+        SCIM_BRIDGE_RECONCILE_BACKOFF_BASE_SECONDS="0.2",
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+    )
+    return env
+
+
+@pytest.fixture
+def servers(environment: dict[str, str], tmp_path: Path) -> Iterator[list[Server]]:
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.stop()

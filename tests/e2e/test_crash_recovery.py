@@ -4,14 +4,10 @@ and its worker brings GitLab to the stored state without creating anything twice
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,97 +16,12 @@ import requests
 from sqlalchemy import create_engine
 from sqlalchemy import text
 
-from tests.conftest import ADMIN_TOKEN
 from tests.conftest import entra_user
+from tests.e2e.live_server import Server
 
 pytestmark = pytest.mark.slow
 
 OID = "5b50642d-79fc-4410-9e90-4c077cdd1a59"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """`scim-bridge serve` in its own process group, so SIGKILL takes gunicorn and the worker."""
-
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.env = env
-        self.cwd = cwd
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = (cwd / f"serve-{self.port}.log").open("wb")
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "scim_bridge",
-                "serve",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-            ],
-            env=self.env,
-            cwd=self.cwd,
-            start_new_session=True,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.base}/healthz", timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:  # not listening yet, or still booting
-                time.sleep(0.1)
-        raise AssertionError("scim-bridge serve did not start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def environment(database_url: str, gitlab: Any, tmp_path: Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SCIM_BRIDGE_")}
-    env.update(
-        SCIM_BRIDGE_DATABASE_URL=database_url,
-        SCIM_BRIDGE_GITLAB_URL=gitlab.url,
-        SCIM_BRIDGE_GITLAB_TOKEN=ADMIN_TOKEN,
-        SCIM_BRIDGE_GITLAB_TIMEOUT_SECONDS="5",
-        SCIM_BRIDGE_RECONCILE_INLINE_DEADLINE_SECONDS="2",
-        SCIM_BRIDGE_RECONCILE_WORKER_POLL_SECONDS="0.2",
-        SCIM_BRIDGE_RECONCILE_BACKOFF_BASE_SECONDS="0.2",
-        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
-    )
-    return env
-
-
-@pytest.fixture
-def servers(environment: dict[str, str], tmp_path: Path) -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 def token(environment: dict[str, str], tmp_path: Path) -> str:
