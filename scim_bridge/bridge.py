@@ -72,11 +72,13 @@ class Bridge:
 
     @cached_property
     def users(self) -> UserStore:
-        return UserStore(self.db, UserResource, ENTRA_POLICY)
+        redact = self.settings.audit.redact_values
+        return UserStore(self.db, UserResource, ENTRA_POLICY, redact_values=redact)
 
     @cached_property
     def groups(self) -> GroupStore:
-        return GroupStore(self.db, Group, ENTRA_POLICY)
+        redact = self.settings.audit.redact_values
+        return GroupStore(self.db, Group, ENTRA_POLICY, redact_values=redact)
 
     @cached_property
     def resources(self) -> ScimStore:
@@ -106,13 +108,19 @@ class Bridge:
     def _on_gitlab_call(self, call: CallRecord) -> None:
         self.audit(
             "gitlab.planned" if call.planned else "gitlab.call",
-            f"{call.method} {call.path}",
+            f"{call.method} {self._audited_path(call.path)}",
             {
                 "status": call.status,
                 "outcome": call.outcome,
                 "duration_ms": round(call.duration_ms, 1),
             },
         )
+
+    def _audited_path(self, path: str) -> str:
+        """A lookup's query holds values (an email, a username): kept unless values are redacted."""
+        if self.settings.audit.redact_values and "?" in path:
+            return path.partition("?")[0] + "?[redacted]"
+        return path
 
     @cached_property
     def gitlab(self) -> GitLab | PlannedGitLab:

@@ -81,10 +81,19 @@ class DocumentStore(ScimStorage):
     unique_column: str  # its folded form's column
     display_column: str  # its value's column
 
-    def __init__(self, db: Database, model: type[Resource[Any]], policy: ScimPolicy) -> None:
+    def __init__(
+        self,
+        db: Database,
+        model: type[Resource[Any]],
+        policy: ScimPolicy,
+        *,
+        redact_values: bool = False,
+    ) -> None:
         self.db = db
         self.model = model
         self.policy = policy
+        # ``[audit] redact_values``: the trail names the attributes that changed, not their values.
+        self.redact_values = redact_values
         self._dialect: SqlDialect | None = None
 
     # -- Transactions -----------------------------------------------------
@@ -213,7 +222,10 @@ class DocumentStore(ScimStorage):
         """Record a write: its change (for undo), its reconcile job and its audit event."""
         current_transaction().changes.append(change)
         jobs.enqueue(self.job_kind, change.resource_id)
-        detail = {"changed": changed(change.before, change.after), **(detail or {})}
+        difference = changed(change.before, change.after)
+        if self.redact_values:
+            difference = dict.fromkeys(difference, REDACTED)
+        detail = {"changed": difference, **(detail or {})}
         audit.record(action, change.resource_id, detail)
 
     def insert_row(self, document: dict[str, Any], resource_id: str | None = None) -> str:
@@ -275,6 +287,9 @@ class DocumentStore(ScimStorage):
                 select(self.table.c.data).where(self.table.c.id == resource_id)
             ).first()
         return dict(row.data) if row is not None else None
+
+
+REDACTED = "[redacted]"
 
 
 def changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
