@@ -6,6 +6,8 @@ inline reconcile deadline (at most 55 s), and below Entra's 60 s limit for an an
 
 import os
 
+from scim_bridge import logs
+
 bind = os.environ.get("SCIM_BRIDGE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("SCIM_BRIDGE_SERVER_WORKERS", "2"))
 worker_class = "gthread"
@@ -21,3 +23,8 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's control socket lives at one fixed path per user; several instances on one host would
 # fight over it, and the bridge does not use it.
 control_socket_disable = True
+
+
+def post_fork(server: object, worker: object) -> None:
+    """The app's own loggers (auth refusals, reconcile failures) in each worker's output."""
+    logs.configure()
