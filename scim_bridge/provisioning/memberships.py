@@ -18,8 +18,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from collections.abc import Iterable
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -28,9 +26,7 @@ from sqlalchemy import select
 
 from scim_bridge import clock
 from scim_bridge.gitlab.access import access_level_name
-from scim_bridge.gitlab.errors import AuthenticationError
 from scim_bridge.gitlab.errors import InvalidError
-from scim_bridge.gitlab.errors import TransientError
 from scim_bridge.gitlab.types import GitLabGroup
 from scim_bridge.provisioning.access_plan import Decision
 from scim_bridge.provisioning.access_plan import Managed
@@ -38,7 +34,7 @@ from scim_bridge.provisioning.access_plan import decide
 from scim_bridge.provisioning.reconciler import Deadline
 from scim_bridge.provisioning.reconciler import Outcome
 from scim_bridge.provisioning.reconciler import Rejected
-from scim_bridge.provisioning.reconciler import Retry
+from scim_bridge.provisioning.reconciler import gitlab_trouble_is_retry
 from scim_bridge.provisioning.rules import GroupMapper
 from scim_bridge.provisioning.rules import created_group_candidates
 from scim_bridge.provisioning.rules import full_path
@@ -201,7 +197,7 @@ class GroupCreator:
 
     def create_for(self, display_name: str, deadline: Deadline) -> str:
         """A new group for an Entra group: its path from the display name, suffixed on collision."""
-        with _gitlab_trouble_is_retry():
+        with gitlab_trouble_is_retry():
             parent = self._parent(deadline)
             for slug in created_group_candidates(display_name):
                 path = full_path(self.parent, slug)
@@ -216,7 +212,7 @@ class GroupCreator:
 
     def recreate(self, path: str, name: str, deadline: Deadline) -> GitLabGroup:
         """A group the bridge recorded but GitLab lacks (say, planned in dry-run): make it now."""
-        with _gitlab_trouble_is_retry():
+        with gitlab_trouble_is_retry():
             parent = self._parent(deadline)
             slug = path.removeprefix(f"{self.parent}/")
             deadline.check()
@@ -257,14 +253,6 @@ class GroupCreator:
         return created
 
 
-@contextmanager
-def _gitlab_trouble_is_retry() -> Iterator[None]:
-    try:
-        yield
-    except (TransientError, AuthenticationError) as error:
-        raise Retry(f"GitLab: {error}", getattr(error, "retry_after", None)) from error
-
-
 class GitLabGroupReconciler:
     """Step 2: the marked users of one GitLab group, made to hold exactly their desired level."""
 
@@ -278,17 +266,16 @@ class GitLabGroupReconciler:
         deadline = deadline or Deadline()
         outcome = Outcome()
         try:
-            group: GitLabGroup | None = None
-            while True:
-                batch = self._marked(path)
-                if not batch:
-                    break
-                if group is None:
-                    deadline.check()
-                    group = self._group(path, deadline)
-                self._apply(path, group, batch, deadline, outcome)
-        except (TransientError, AuthenticationError) as error:
-            raise Retry(f"GitLab: {error}", getattr(error, "retry_after", None)) from error
+            with gitlab_trouble_is_retry():
+                group: GitLabGroup | None = None
+                while True:
+                    batch = self._marked(path)
+                    if not batch:
+                        break
+                    if group is None:
+                        deadline.check()
+                        group = self._group(path, deadline)
+                    self._apply(path, group, batch, deadline, outcome)
         finally:
             if outcome.actions:
                 self.audit("reconcile.memberships", path, {"actions": outcome.actions})

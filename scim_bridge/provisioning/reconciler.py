@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -78,6 +80,19 @@ class Deadline:
             raise Retry("the request's deadline passed; the worker continues")
 
 
+@contextmanager
+def gitlab_trouble_is_retry() -> Iterator[None]:
+    """GitLab down, slow, rate limiting or refusing the bridge's token: worth trying again later."""
+    try:
+        yield
+    except TransientError as error:
+        raise Retry(f"GitLab: {error}", error.retry_after) from error
+    except AuthenticationError as error:
+        raise Retry(
+            f"GitLab refused the bridge's token ({error}); check SCIM_BRIDGE_GITLAB_TOKEN"
+        ) from error
+
+
 @dataclass
 class Outcome:
     actions: list[str] = field(default_factory=list)
@@ -114,19 +129,13 @@ class UserReconciler:
     def reconcile(self, user_id: str, deadline: Deadline | None = None) -> Outcome:
         deadline = deadline or Deadline()
         outcome = Outcome()
-        try:
+        with gitlab_trouble_is_retry():
             document = self.documents(user_id)
             link = self.links.get(user_id) or UserLink(user_id=user_id)
             if document is None:
                 self._deprovision(link, deadline, outcome)
             else:
                 self._provision(desired_account(document), link, deadline, outcome)
-        except TransientError as error:
-            raise Retry(f"GitLab: {error}", error.retry_after) from error
-        except AuthenticationError as error:
-            raise Retry(
-                f"GitLab refused the bridge's token ({error}); check SCIM_BRIDGE_GITLAB_TOKEN"
-            ) from error
         if outcome.actions:
             detail = {"actions": outcome.actions, "planned": self.gitlab.dry_run}
             self.audit("reconcile.user", user_id, detail)

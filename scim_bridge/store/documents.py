@@ -20,7 +20,6 @@ from scim2_models import Resource
 from scim2_models import ScimPolicy
 from scim2_models import SearchRequest
 from scim2_models import UniquenessException
-from scim2_models import default_comparison_key
 from scim2_models.path import AttrPath
 from scim2_models.path.resolution import _resolve_filter_path
 from scim2_server.storage import ScimStorage
@@ -47,16 +46,15 @@ from scim_bridge.store.filters import SqlDialect
 from scim_bridge.store.filters import Value
 from scim_bridge.store.filters import dialect_of
 from scim_bridge.store.filters import filter_condition
+from scim_bridge.store.filters import fold
 from scim_bridge.store.filters import sort_clauses
 
 
 def folded(value: str) -> str:
     """How caseExact=false strings compare (RFC 7643 §2.3.1): NFC, lower case."""
-    return default_comparison_key(_CaseInsensitive, value)
-
-
-class _CaseInsensitive:
-    case_exact = False
+    key = fold(value)
+    assert key is not None
+    return key
 
 
 def version_tag(version: int) -> str:
@@ -75,7 +73,6 @@ class DocumentStore(ScimStorage):
 
     table: Table
     resource_type_name: str
-    core_urn: str
     job_kind: str
     unique_attribute: str  # the SCIM attribute unique case-insensitively (userName, displayName)
     unique_column: str  # its folded form's column

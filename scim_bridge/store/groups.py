@@ -102,7 +102,6 @@ class GroupStore(DocumentStore):
 
     table = groups
     resource_type_name = "Group"
-    core_urn = CORE_GROUP_URN
     job_kind = GROUP_JOB
     unique_attribute = "displayName"
     unique_column = "display_name_key"

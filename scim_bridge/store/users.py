@@ -20,7 +20,6 @@ from scim_bridge.store import jobs
 from scim_bridge.store import memberships
 from scim_bridge.store.db import Change
 from scim_bridge.store.documents import DocumentStore
-from scim_bridge.store.documents import folded
 from scim_bridge.store.schema import users
 
 USER_JOB = "user"
@@ -28,17 +27,11 @@ USER_JOB = "user"
 NEVER_STORED = ("password",)
 
 
-def user_name_key(user_name: str) -> str:
-    """The form userNames are compared in (RFC 7643 §4.1.1: caseExact false)."""
-    return folded(user_name)
-
-
 class UserStore(DocumentStore):
     """The Users resource type on SQL."""
 
     table = users
     resource_type_name = "User"
-    core_urn = "urn:ietf:params:scim:schemas:core:2.0:User"
     job_kind = USER_JOB
     unique_attribute = "userName"
     unique_column = "user_name_key"
