@@ -64,10 +64,13 @@ def _job(row: object) -> Job:
 def enqueue(kind: str, entity_id: str) -> str:
     """Ask for a reconcile of one entity, inside the writer's transaction; returns the job key.
 
-    A parked job is revived: a new write is a new chance for it to succeed.
+    A parked job is revived: a new write is a new chance for it to succeed. Asking twice in one
+    transaction writes once: the generation a run compares against is bumped by the commit.
     """
     tx = current_transaction()
     key = job_key(kind, entity_id)
+    if key in tx.job_keys:
+        return key
     now = clock.now()
     bumped = tx.connection.execute(
         update(jobs)
@@ -94,8 +97,7 @@ def enqueue(kind: str, entity_id: str) -> str:
                 updated_at=now,
             )
         )
-    if key not in tx.job_keys:
-        tx.job_keys.append(key)
+    tx.job_keys.append(key)
     return key
 
 
