@@ -22,6 +22,7 @@ from scim_bridge.bridge import Bridge
 from scim_bridge.settings import AuthSettings
 from scim_bridge.settings import GitLabSettings
 from scim_bridge.settings import ReconcileSettings
+from scim_bridge.settings import ServerSettings
 from scim_bridge.settings import Settings
 from tests.gitlab_double import GitLabDouble
 
@@ -104,8 +105,10 @@ def make_settings(database_url: str, gitlab_url: str | None = None, **sections: 
         database_url=database_url,
         gitlab=gitlab,
         reconcile=ReconcileSettings(inline_deadline_seconds=5.0, backoff_base_seconds=0.01),
-        # Refusals are not padded in tests; tests/auth/test_guards.py checks the default floor.
+        # Refusals are not padded, and a test client sending as fast as it can is not throttled;
+        # tests/auth/test_guards.py checks both guards with the settings an operator would use.
         auth=AuthSettings(failure_floor_ms=0),
+        server=ServerSettings(rate_limit_per_second=1e6, rate_limit_burst=1_000_000),
     )
     for name, values in sections.items():
         settings = replace(settings, **{name: replace(getattr(settings, name), **values)})

@@ -11,14 +11,12 @@ from tests.conftest import BridgeUnderTest
 from tests.gitlab_double import GitLabDouble
 
 SCIM_BASE_URL = "http://localhost/scim/v2"
-# The checkers send as fast as one thread can; the rate limit is tested in tests/auth, not here.
-UNTHROTTLED = {"rate_limit_per_second": 1e6, "rate_limit_burst": 1_000_000}
 
 
 @pytest.fixture
 def bridge(make_bridge: Callable[..., BridgeUnderTest]) -> BridgeUnderTest:
     """The bridge with GitLab unconfigured: every GitLab call is planned, none is made."""
-    return make_bridge(server=UNTHROTTLED)
+    return make_bridge()
 
 
 @pytest.fixture
@@ -26,7 +24,7 @@ def live_bridge(
     make_bridge: Callable[..., BridgeUnderTest], gitlab: GitLabDouble
 ) -> BridgeUnderTest:
     """The bridge provisioning the GitLab double, as a deployment Microsoft validates runs."""
-    return make_bridge(gitlab, server=UNTHROTTLED)
+    return make_bridge(gitlab)
 
 
 def backend(bridge: BridgeUnderTest) -> str:
