@@ -4,6 +4,8 @@ SQLite is the embedded default and PostgreSQL serves several instances. SQLite r
 with a busy timeout, and write transactions start with ``BEGIN IMMEDIATE`` so that two gunicorn
 workers never both read, then both try to upgrade to a write lock (which SQLite resolves by failing
 one of them with "database is locked"). On PostgreSQL, writers lock the rows they read for update.
+A write transaction's last step, just before its commit, chains the audit events recorded in it
+(store/audit.py): the chain head is the last lock it takes, so the chain follows commit order.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Transaction:
     write: bool
     changes: list[Change] = field(default_factory=list)
     job_keys: list[str] = field(default_factory=list)
+    # Audit events recorded in it, chained and inserted as its last step (store/audit.py).
+    audit_events: list[dict[str, Any]] = field(default_factory=list)
 
 
 _current: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
@@ -92,7 +96,8 @@ class Database:
         """Open a transaction, or join the one already open in this context.
 
         It commits when the block ends normally and rolls back on an exception. A joined
-        transaction commits with the outer one.
+        transaction commits with the outer one. The audit events recorded in it are chained and
+        inserted just before the commit, so the chain head stays locked only until the commit.
         """
         outer = _current.get()
         if outer is not None:
@@ -108,6 +113,7 @@ class Database:
             token = _current.set(tx)
             try:
                 yield tx
+                _append_audit_events(tx)
             finally:
                 _current.reset(token)
 
@@ -126,6 +132,18 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _append_audit_events(tx: Transaction) -> None:
+    """Chain the transaction's audit events after the others, as its last step before commit."""
+    if not tx.audit_events:
+        return
+    if not tx.write:
+        raise RuntimeError("audit events were recorded in a read-only transaction")
+    from scim_bridge.store import audit  # audit.py imports this module
+
+    audit.append(tx.connection, tx.audit_events)
+    tx.audit_events.clear()
 
 
 def current_transaction() -> Transaction:

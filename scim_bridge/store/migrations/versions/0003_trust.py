@@ -67,6 +67,67 @@ def upgrade() -> None:
         sa.Column("hash", sa.String(64), nullable=False),
     )
     # AUDIT-CHAIN: events written before this revision are chained here (store/audit.py).
+    _chain_existing_events()
+
+
+def _chain_existing_events() -> None:
+    """Chain the events written before this revision in id order, and create the chain head.
+
+    The hash is ``scim_bridge.store.audit.event_hash``, the format new events are chained with.
+    """
+    from scim_bridge.store.audit import BATCH
+    from scim_bridge.store.audit import GENESIS
+    from scim_bridge.store.audit import HEAD_ID
+    from scim_bridge.store.audit import event_hash
+
+    events = _audit_events()
+    connection = op.get_bind()
+    chain = sa.update(events).where(events.c.id == sa.bindparam("row_id"))
+    seq, previous, after = 0, GENESIS, None
+    while True:
+        statement = sa.select(events).order_by(events.c.id).limit(BATCH)
+        if after is not None:
+            statement = statement.where(events.c.id > after)
+        rows = connection.execute(statement).mappings().all()
+        chained = []
+        for row in rows:
+            seq += 1
+            prev_hash, previous = previous, event_hash({**row, "seq": seq, "prev_hash": previous})
+            chained.append(
+                {"row_id": row["id"], "seq": seq, "prev_hash": prev_hash, "hash": previous}
+            )
+        if chained:
+            connection.execute(chain, chained)
+        if len(rows) < BATCH:
+            break
+        after = rows[-1]["id"]
+    heads = sa.table(
+        "audit_chain_head",
+        sa.column("id", sa.Integer),
+        sa.column("seq", sa.BigInteger),
+        sa.column("hash", sa.String),
+    )
+    connection.execute(sa.insert(heads).values(id=HEAD_ID, seq=seq, hash=previous))
+
+
+def _audit_events() -> sa.TableClause:
+    """audit_events as this revision leaves it (the migration must not follow later schemas)."""
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    return sa.table(
+        "audit_events",
+        sa.column("id", sa.Integer),
+        sa.column("at", sa.DateTime(timezone=True)),
+        sa.column("request_id", sa.String),
+        sa.column("actor", sa.Text),
+        sa.column("source", sa.Text),
+        sa.column("action", sa.String),
+        sa.column("target", sa.Text),
+        sa.column("detail", sa.JSON().with_variant(JSONB(), "postgresql")),
+        sa.column("seq", sa.BigInteger),
+        sa.column("prev_hash", sa.String),
+        sa.column("hash", sa.String),
+    )
 
 
 def downgrade() -> None:
