@@ -1,15 +1,20 @@
-"""The ``scim-bridge`` command: serve, worker, tokens, jobs, db (DESIGN.md, Operator interface)."""
+"""The ``scim-bridge`` command: serve, worker, tokens, clients, jobs, audit, db (DESIGN.md)."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import logging
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Sequence
+from datetime import UTC
+from datetime import datetime
 from functools import wraps
 from typing import Any
 from typing import TypeVar
@@ -17,6 +22,8 @@ from typing import TypeVar
 import click
 
 from scim_bridge import __version__
+from scim_bridge import logs
+from scim_bridge.auth.clients import ClientError
 from scim_bridge.auth.tokens import TokenError
 from scim_bridge.bridge import Bridge
 from scim_bridge.settings import Settings
@@ -24,6 +31,7 @@ from scim_bridge.settings import SettingsError
 from scim_bridge.settings import load_settings
 from scim_bridge.store import audit as audit_log
 from scim_bridge.store import migrate
+from scim_bridge.store.audit_verify import verify as verify_audit_chain
 from scim_bridge.store.migrate import SchemaError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,7 +65,7 @@ def _friendly(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except (SettingsError, SchemaError, TokenError) as error:
+        except (SettingsError, SchemaError, TokenError, ClientError) as error:
             _fail(str(error))
 
     return wrapper  # type: ignore[return-value]
@@ -67,17 +75,13 @@ def _friendly(function: F) -> F:
 @click.version_option(__version__, prog_name="scim-bridge")
 def main() -> None:
     """SCIM 2.0 endpoint for Microsoft Entra ID that provisions GitLab."""
-    logging.basicConfig(
-        level=os.environ.get("SCIM_BRIDGE_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure()
 
 
 # -- serve / worker ---------------------------------------------------------------
 
 
-def _banner(settings: Settings, host: str, port: int, tokens: int) -> str:
+def _banner(settings: Settings, host: str, port: int, tokens: int, clients: int) -> str:
     base = f"http://{host}:{port}"
     gitlab = settings.gitlab
     if gitlab.planned_only:
@@ -85,18 +89,21 @@ def _banner(settings: Settings, host: str, port: int, tokens: int) -> str:
         target = f"dry-run ({reason}): GitLab calls are planned and audited, not made"
     else:
         target = f"{gitlab.url} (identity provider {gitlab.identity_provider!r})"
-    token_line = (
-        f"{tokens} active token(s); `scim-bridge tokens list` shows them"
-        if tokens
-        else "none yet: run `scim-bridge tokens create entra` and paste the secret into Entra"
+    credentials = (
+        f"{tokens} bearer token(s), {clients} OAuth2 client(s); "
+        "`scim-bridge tokens list` and `scim-bridge clients list` show them"
+        if tokens or clients
+        else "none yet: run `scim-bridge clients create entra` (OAuth2 client credentials) "
+        "or `scim-bridge tokens create entra` (Secret Token)"
     )
     return "\n".join(
         [
             f"scim-bridge {__version__} listening on {base}",
             f"  SCIM base URL (Entra's Tenant URL): {base}/scim/v2",
+            f"  OAuth2 token endpoint: {base}/oauth2/token",
             f"  Database: {settings.database_url}",
             f"  GitLab: {target}",
-            f"  Bearer token: {token_line}",
+            f"  Credentials: {credentials}",
         ]
     )
 
@@ -112,9 +119,10 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     host = host or settings.server.host
     port = port if port is not None else settings.server.port
     bridge = Bridge(settings)  # applies migrations once, before any gunicorn worker starts
-    active = sum(1 for token in bridge.tokens.list() if token.status == "active")
+    tokens = sum(1 for token in bridge.tokens.list() if token.status == "active")
+    clients = sum(1 for client in bridge.clients.list() if client.status == "active")
     bridge.db.dispose()
-    click.echo(_banner(settings, host, port, active), err=True)
+    click.echo(_banner(settings, host, port, tokens, clients), err=True)
     gunicorn = [
         sys.executable,
         "-m",
@@ -214,6 +222,85 @@ def tokens_revoke(name: str) -> None:
     click.echo(f"revoked {name}")
 
 
+# -- clients ------------------------------------------------------------------------
+
+
+@main.group()
+def clients() -> None:
+    """OAuth2 clients for Entra's "OAuth2 client credentials grant" (token endpoint /oauth2/token)."""
+
+
+@clients.command("create")
+@click.argument("name")
+@_friendly
+def clients_create(name: str) -> None:
+    """Create a client and print its id and first secret once (the secret is stored hashed)."""
+    client = _bridge().clients.create(name)
+    click.echo(f"client_id: {client.client_id}")
+    click.echo(f"client_secret: {client.client_secret}")
+    click.echo(
+        f"The secret expires {_when(client.secret_expires_at)} UTC and cannot be shown again. "
+        "In Entra: Authentication method 'OAuth2 client credentials grant', Token endpoint "
+        "https://<this host>/oauth2/token, Client identifier and Client secret as above.",
+        err=True,
+    )
+
+
+@clients.command("rotate")
+@click.argument("name")
+@_friendly
+def clients_rotate(name: str) -> None:
+    """Add a secret; the old ones stay valid until they expire or `clients revoke-secret`."""
+    secret, expires_at = _bridge().clients.rotate(name)
+    click.echo(f"client_secret: {secret}")
+    click.echo(
+        f"The secret expires {_when(expires_at)} UTC. Once Entra uses it, end the old one with "
+        f"`scim-bridge clients revoke-secret {name}`.",
+        err=True,
+    )
+
+
+@clients.command("revoke-secret")
+@click.argument("name")
+@click.argument("secret_id", type=int, required=False)
+@_friendly
+def clients_revoke_secret(name: str, secret_id: int | None) -> None:
+    """Revoke secret SECRET_ID (see `clients list`), or every secret but the newest."""
+    revoked = _bridge().clients.revoke_secret(name, secret_id)
+    if revoked:
+        click.echo(f"revoked secret(s) {', '.join(f'#{number}' for number in revoked)} of {name}")
+    else:
+        click.echo(f"{name} has only one live secret; nothing revoked")
+
+
+@clients.command("revoke")
+@click.argument("name")
+@_friendly
+def clients_revoke(name: str) -> None:
+    """End the client, its secrets and every access token it holds, at once."""
+    _bridge().clients.revoke(name)
+    click.echo(f"revoked {name} and its access tokens")
+
+
+@clients.command("list")
+@_friendly
+def clients_list() -> None:
+    """List clients and their secrets (never the secrets themselves)."""
+    rows = _bridge().clients.list()
+    if not rows:
+        click.echo("no clients")
+        return
+    click.echo(f"{'NAME':24} {'CLIENT ID':30} {'STATUS':8} SECRETS")
+    for client in rows:
+        click.echo(f"{client.name:24} {client.client_id:30} {client.status:8}")
+        for secret in client.secrets:
+            click.echo(
+                f"{'':24} secret #{secret.id:<6} {secret.status:8} created "
+                f"{_when(secret.created_at)}, expires {_when(secret.expires_at)}, last used "
+                f"{_when(secret.last_used_at)}"
+            )
+
+
 def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
@@ -254,18 +341,85 @@ def jobs_retry(key: str | None, retry_all: bool) -> None:
     click.echo(f"{count} job(s) queued again")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--limit", type=int, default=50, show_default=True)
+@click.pass_context
 @_friendly
-def audit(limit: int) -> None:
-    """Show the newest audit events."""
-    events = list(audit_log.events(_bridge().db))[-limit:]
-    for event in events:
+def audit(ctx: click.Context, limit: int) -> None:
+    """Show the newest audit events; `audit verify` checks their hash chain, `audit export`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    for event in audit_log.newest(_bridge().db, limit):
         click.echo(
             f"{_when(event['at'])} {event['action']:22} {event['target'] or '-':40} "
             f"actor={event['actor'] or '-'} request={event['request_id'] or '-'} "
             f"{event['detail'] or ''}"
         )
+
+
+@audit.command("verify")
+@_friendly
+def audit_verify() -> None:
+    """Check the hash chain: exit 1, naming each event, if any was edited, removed or moved."""
+    report = verify_audit_chain(_bridge().db)
+    if report.intact:
+        head = (report.head_hash or audit_log.GENESIS)[:16]
+        click.echo(f"audit trail intact: {report.events} events, chain head {head}")
+        return
+    for problem in report.problems:
+        click.echo(str(problem))
+    if report.unlisted:
+        click.echo(f"... and {report.unlisted} more problem(s)")
+    click.echo(
+        f"audit trail NOT intact: {report.problem_count} problem(s) "
+        f"in {report.events} chained events"
+    )
+    sys.exit(1)
+
+
+def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    """An ISO 8601 date or date-time; without a zone it is UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date or date-time (e.g. 2024-05-01T12:00:00Z)"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@audit.command("export")
+@click.option(
+    "--since", callback=_since, metavar="ISO-8601", help="Start at the first event at or after it."
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+)
+@_friendly
+def audit_export(since: datetime | None, output_format: str) -> None:
+    """Stream the chained events oldest first, with seq, prev_hash and hash (for a SIEM)."""
+    rows = audit_log.export(_bridge().db, since)
+    if output_format == "jsonl":
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    _echo_csv(audit_log.EXPORT_FIELDS)
+    for row in rows:
+        detail = json.dumps(row["detail"], sort_keys=True, separators=(",", ":"))
+        _echo_csv([detail if name == "detail" else row[name] for name in audit_log.EXPORT_FIELDS])
+
+
+def _echo_csv(values: Sequence[Any]) -> None:
+    """One CSV record, written at once so the export streams."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    click.echo(buffer.getvalue(), nl=False)
 
 
 @main.group()
