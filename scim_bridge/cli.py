@@ -26,6 +26,11 @@ from scim_bridge import logs
 from scim_bridge.auth.clients import ClientError
 from scim_bridge.auth.tokens import TokenError
 from scim_bridge.bridge import Bridge
+from scim_bridge.provisioning.drift import Drift
+from scim_bridge.provisioning.drift import DriftFinder
+from scim_bridge.provisioning.drift import queue_repairs
+from scim_bridge.provisioning.reconciler import Rejected
+from scim_bridge.provisioning.reconciler import Retry
 from scim_bridge.settings import Settings
 from scim_bridge.settings import SettingsError
 from scim_bridge.settings import load_settings
@@ -176,6 +181,57 @@ def worker() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     bridge.runner.run_forever(stop)
+
+
+@main.command()
+@click.option("--apply", "apply_", is_flag=True, help="Repair the drift (queue and run the jobs).")
+@_friendly
+def reconcile(apply_: bool) -> None:
+    """Compare every user and managed membership with GitLab; print the drift (exit 1 if any)."""
+    bridge = _bridge()
+    if bridge.settings.gitlab.planned_only:
+        click.echo("GitLab is not configured (dry-run): there is nothing to compare")
+        return
+    finder = DriftFinder(bridge.db, bridge.gitlab, bridge.links, bridge.settings.users)
+    drifts = _find_drift(finder)
+    _print_drift(drifts)
+    if not drifts:
+        return
+    if not apply_:
+        click.echo("repair with: scim-bridge reconcile --apply")
+        sys.exit(1)
+    keys = queue_repairs(bridge.db, drifts)
+    try:
+        bridge.runner.run_inline(keys, REPAIR_SECONDS)
+    except Rejected as rejection:
+        click.echo(f"GitLab refused a repair: {rejection.detail}")
+    remaining = _find_drift(finder)
+    click.echo(f"repaired {len(drifts) - len(remaining)} of {len(drifts)}")
+    if remaining:
+        _print_drift(remaining)
+        click.echo("what remains waits in `scim-bridge jobs`")
+        sys.exit(1)
+
+
+REPAIR_SECONDS = 300.0
+
+
+def _find_drift(finder: DriftFinder) -> list[Drift]:
+    try:
+        return finder.find()
+    except Retry as retry:
+        _fail(f"cannot read GitLab: {retry.detail}")
+        raise  # unreachable
+
+
+def _print_drift(drifts: list[Drift]) -> None:
+    if not drifts:
+        click.echo("no drift: GitLab matches the store")
+        return
+    width = max(len(drift.target) for drift in drifts)
+    click.echo(f"{'KIND':10} {'TARGET':{width}} {'DESIRED':24} ACTUAL")
+    for drift in drifts:
+        click.echo(f"{drift.kind:10} {drift.target:{width}} {drift.desired:24} {drift.actual}")
 
 
 # -- tokens -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy import delete
 from sqlalchemy import select
 
@@ -67,6 +68,48 @@ def mark_dirty(gitlab_group: str, user_ids: Iterable[str]) -> None:
     if rows:
         member_rows.upsert(membership_dirty, rows, ["gitlab_group", "user_id"], ["marked_at"])
         jobs.enqueue(GITLAB_GROUP_JOB, gitlab_group)
+
+
+def membership_state(
+    connection: Connection, path: str, users: list[str] | None = None
+) -> tuple[dict[str, int], dict[str, int], dict[int, Managed]]:
+    """Desired levels and GitLab ids of SCIM users in a GitLab group, and what the bridge manages.
+
+    ``users`` None means everyone the group concerns: its mapped members and the accounts whose
+    membership the bridge manages there.
+    """
+    levels: dict[str, int] = defaultdict(int)
+    desired = select(group_members.c.member_id, group_targets.c.access_level).join(
+        group_targets, group_targets.c.group_id == group_members.c.group_id
+    )
+    desired = desired.where(group_targets.c.gitlab_group == path)
+    if users is not None:
+        desired = desired.where(group_members.c.member_id.in_(users))
+    for row in connection.execute(desired):
+        levels[row.member_id] = max(levels[row.member_id], row.access_level)
+    linked = select(user_links.c.user_id, user_links.c.gitlab_user_id).where(
+        user_links.c.gitlab_user_id.is_not(None)
+    )
+    if users is not None:
+        linked = linked.where(user_links.c.user_id.in_(users))
+    else:
+        managed_ids = select(managed_memberships.c.gitlab_user_id).where(
+            managed_memberships.c.gitlab_group == path
+        )
+        linked = linked.where(
+            user_links.c.user_id.in_(list(levels)) | user_links.c.gitlab_user_id.in_(managed_ids)
+        )
+    accounts = {row.user_id: row.gitlab_user_id for row in connection.execute(linked)}
+    managed_rows = select(managed_memberships).where(managed_memberships.c.gitlab_group == path)
+    if users is not None:
+        managed_rows = managed_rows.where(
+            managed_memberships.c.gitlab_user_id.in_(list(accounts.values()))
+        )
+    managed = {
+        row.gitlab_user_id: Managed(row.access_level, row.prior_level)
+        for row in connection.execute(managed_rows)
+    }
+    return dict(levels), accounts, managed
 
 
 class ScimGroupReconciler:
@@ -316,39 +359,6 @@ class GitLabGroupReconciler:
             ).first()
         return None if row is None else str(row.display_name)
 
-    def _state(
-        self, path: str, users: list[str]
-    ) -> tuple[dict[str, int], dict[str, int], dict[int, Managed]]:
-        """Desired levels and GitLab ids of the users, and what the bridge manages of them here."""
-        with self.db.transaction(write=False) as tx:
-            connection = tx.connection
-            levels: dict[str, int] = defaultdict(int)
-            rows = connection.execute(
-                select(group_members.c.member_id, group_targets.c.access_level)
-                .join(group_targets, group_targets.c.group_id == group_members.c.group_id)
-                .where(group_targets.c.gitlab_group == path, group_members.c.member_id.in_(users))
-            ).all()
-            for row in rows:
-                levels[row.member_id] = max(levels[row.member_id], row.access_level)
-            accounts = {
-                row.user_id: row.gitlab_user_id
-                for row in connection.execute(
-                    select(user_links.c.user_id, user_links.c.gitlab_user_id).where(
-                        user_links.c.user_id.in_(users), user_links.c.gitlab_user_id.is_not(None)
-                    )
-                )
-            }
-            managed = {
-                row.gitlab_user_id: Managed(row.access_level, row.prior_level)
-                for row in connection.execute(
-                    select(managed_memberships).where(
-                        managed_memberships.c.gitlab_group == path,
-                        managed_memberships.c.gitlab_user_id.in_(list(accounts.values())),
-                    )
-                )
-            }
-        return dict(levels), accounts, managed
-
     def _apply(
         self,
         path: str,
@@ -358,7 +368,8 @@ class GitLabGroupReconciler:
         outcome: Outcome,
     ) -> None:
         users = list(marked)
-        levels, accounts, managed = self._state(path, users)
+        with self.db.transaction(write=False) as tx:
+            levels, accounts, managed = membership_state(tx.connection, path, users)
         ids = list(dict.fromkeys(accounts.values()))
         direct: dict[int, int] = {}
         effective: dict[int, int] = {}

@@ -255,6 +255,11 @@ class GitLabDouble:
                 for m in self.state.members[record.id].values()
             ]
 
+    def remove_member(self, group: str | int, user_id: int) -> None:
+        """Remove a direct membership, as an admin would by hand."""
+        with self.state.lock:
+            del self.state.members[self._group(group).id][user_id]
+
     def _group(self, ref: str | int) -> GroupRecord:
         group = self.state.group_by_ref(ref)
         if group is None:

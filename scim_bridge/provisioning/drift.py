@@ -1,0 +1,202 @@
+"""Drift: where GitLab no longer matches the store, for `scim-bridge reconcile [--apply]`.
+
+Entra only sends changes, and someone may change GitLab by hand (unblock an account, remove a
+membership). This compares every stored user and every GitLab group the rules (or the bridge's
+own memberships) concern with GitLab as it is, using the same decisions the reconcilers make
+(``access_plan.decide``), and repairs by queueing the reconcile jobs that already know how.
+Reading only: finding drift never changes GitLab or the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy import union
+from sqlalchemy import update
+
+from scim_bridge.gitlab.access import access_level_name
+from scim_bridge.gitlab.errors import NotFoundError
+from scim_bridge.gitlab.types import GitLabUser
+from scim_bridge.provisioning.access_plan import NO_ACCESS
+from scim_bridge.provisioning.access_plan import decide
+from scim_bridge.provisioning.accounts import desired_account
+from scim_bridge.provisioning.memberships import mark_dirty
+from scim_bridge.provisioning.memberships import membership_state
+from scim_bridge.provisioning.reconciler import gitlab_trouble_is_retry
+from scim_bridge.settings import UsersSettings
+from scim_bridge.store import jobs
+from scim_bridge.store.db import Database
+from scim_bridge.store.links import LinkStore
+from scim_bridge.store.links import UserLink
+from scim_bridge.store.schema import group_targets
+from scim_bridge.store.schema import managed_memberships
+from scim_bridge.store.schema import user_links
+from scim_bridge.store.schema import users as users_table
+from scim_bridge.store.users import USER_JOB
+
+# The GitLab state each policy leaves a deactivated account in.
+CLOSED_STATES = {"block": "blocked", "deactivate": "deactivated", "ban": "banned"}
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One difference, and what repairs it: a user's job, or a new look at a membership."""
+
+    kind: str  # account | membership
+    target: str
+    desired: str
+    actual: str
+    user_id: str | None = None  # the SCIM user whose job repairs it
+    gitlab_group: str | None = None  # for a membership
+    revive: bool = False  # a deleted user's link must be looked at again
+
+
+class DriftFinder:
+    def __init__(self, db: Database, gitlab: Any, links: LinkStore, users: UsersSettings) -> None:
+        self.db = db
+        self.gitlab = gitlab
+        self.links = links
+        self.settings = users
+        self.protected = {name.lower() for name in users.protected_usernames}
+
+    def find(self) -> list[Drift]:
+        """Every difference; raises Retry when GitLab cannot be read."""
+        with gitlab_trouble_is_retry():
+            return [*self._accounts(), *self._memberships()]
+
+    # -- Accounts -------------------------------------------------------------------
+
+    def _accounts(self) -> Iterator[Drift]:
+        with self.db.transaction(write=False) as tx:
+            documents = {
+                row.id: dict(row.data)
+                for row in tx.connection.execute(select(users_table.c.id, users_table.c.data))
+            }
+        links = {link.user_id: link for link in self.links.all()}
+        for user_id, document in documents.items():
+            yield from self._present(user_id, document, links.get(user_id))
+        for user_id, link in links.items():
+            if user_id not in documents:
+                yield from self._deleted(link)
+
+    def _present(
+        self, user_id: str, document: dict[str, Any], link: UserLink | None
+    ) -> Iterator[Drift]:
+        desired = desired_account(document)
+        target = f"user {desired.user_name}"
+        account = self._account(link)
+        if account is None:
+            yield Drift("account", target, "an account", "none", user_id)
+            return
+        target = f"{target} (GitLab {account.username})"
+        if self._is_protected(account):
+            return
+        # Any closed state will do for a deactivated user: GitLab may refuse to deactivate or ban
+        # a recently active account, and the reconciler blocks it instead.
+        if desired.active != (account.state == "active"):
+            wanted = "active" if desired.active else CLOSED_STATES[self.settings.on_deactivate]
+            yield Drift("account", target, wanted, account.state, user_id)
+        if account.name != desired.name:
+            yield Drift("account", target, f"name {desired.name!r}", repr(account.name), user_id)
+        if desired.email and account.email and account.email.lower() != desired.email.lower():
+            yield Drift("account", target, f"email {desired.email}", account.email, user_id)
+
+    def _deleted(self, link: UserLink) -> Iterator[Drift]:
+        """A user Entra deleted: its account must stay closed (or gone) as the policy says."""
+        account = self._account(link)
+        if account is None or self._is_protected(account):
+            return
+        if self.settings.on_delete == "block" and account.state == "active":
+            target = f"deleted user (GitLab {account.username})"
+            yield Drift("account", target, "blocked", "active", link.user_id, revive=True)
+        elif self.settings.on_delete != "block":
+            target = f"deleted user (GitLab {account.username})"
+            yield Drift("account", target, "deleted", account.state, link.user_id, revive=True)
+
+    def _account(self, link: UserLink | None) -> GitLabUser | None:
+        if link is None or link.gitlab_user_id is None:
+            return None
+        try:
+            account: GitLabUser = self.gitlab.users.get(link.gitlab_user_id)
+        except NotFoundError:
+            return None
+        return account
+
+    def _is_protected(self, account: GitLabUser) -> bool:
+        return account.is_admin or account.username.lower() in self.protected
+
+    # -- Memberships ----------------------------------------------------------------
+
+    def _memberships(self) -> Iterator[Drift]:
+        with self.db.transaction(write=False) as tx:
+            paths = sorted(
+                tx.connection.execute(
+                    union(
+                        select(group_targets.c.gitlab_group),
+                        select(managed_memberships.c.gitlab_group),
+                    )
+                ).scalars()
+            )
+        for path in paths:
+            yield from self._group(path)
+
+    def _group(self, path: str) -> Iterator[Drift]:
+        group = self.gitlab.groups.find(path)
+        if group is None:
+            yield Drift("membership", path, "the GitLab group", "none", gitlab_group=path)
+            return
+        with self.db.transaction(write=False) as tx:
+            levels, accounts, managed = membership_state(tx.connection, path)
+            names = dict(
+                tx.connection.execute(
+                    select(user_links.c.gitlab_user_id, user_links.c.gitlab_username).where(
+                        user_links.c.gitlab_user_id.in_(list(accounts.values()))
+                    )
+                ).all()
+            )
+        ids = sorted(set(accounts.values()))
+        if not ids:
+            return
+        direct = {m.user_id: m.access_level for m in self.gitlab.members.list_direct(group.id, ids)}
+        effective = {m.user_id: m.access_level for m in self.gitlab.members.list_all(group.id, ids)}
+        wanted: dict[int, int] = {}
+        owners: dict[int, str] = {}
+        for user_id, account in accounts.items():
+            wanted[account] = max(wanted.get(account, NO_ACCESS), levels.get(user_id, NO_ACCESS))
+            owners.setdefault(account, user_id)
+        for account, level in sorted(wanted.items()):
+            decision = decide(
+                level, managed.get(account), direct.get(account), effective.get(account)
+            )
+            if decision.action == "none":
+                continue
+            want = access_level_name(decision.level) if decision.action == "set" else "no member"
+            have = access_level_name(direct[account]) if account in direct else "no member"
+            yield Drift(
+                "membership",
+                f"{path} / {names.get(account) or account}",
+                want,
+                have,
+                owners[account],
+                gitlab_group=path,
+            )
+
+
+def queue_repairs(db: Database, drifts: list[Drift]) -> list[str]:
+    """Queue the jobs that make GitLab match again; returns their keys."""
+    with db.transaction(write=True) as tx:
+        for drift in drifts:
+            if drift.kind == "membership" and drift.gitlab_group is not None:
+                mark_dirty(drift.gitlab_group, [drift.user_id] if drift.user_id else [])
+            elif drift.user_id is not None:
+                if drift.revive:
+                    tx.connection.execute(
+                        update(user_links)
+                        .where(user_links.c.user_id == drift.user_id)
+                        .values(retired_at=None)
+                    )
+                jobs.enqueue(USER_JOB, drift.user_id)
+        return list(tx.job_keys)
