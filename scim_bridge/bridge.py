@@ -148,7 +148,14 @@ class Bridge:
         scim_groups = ScimGroupReconciler(
             self.db, self.groups.data, self.settings.groups, self.gitlab, self.audit
         )
-        gitlab_groups = GitLabGroupReconciler(self.db, self.gitlab, scim_groups.creator, self.audit)
+        per_minute = self.settings.reconcile.member_deletions_per_minute
+        gitlab_groups = GitLabGroupReconciler(
+            self.db,
+            self.gitlab,
+            scim_groups.creator,
+            self.audit,
+            deletions=RateLimiter(per_minute / 60, per_minute) if per_minute else None,
+        )
         reconcilers = {USER_JOB: users, GROUP_JOB: scim_groups, GITLAB_GROUP_JOB: gitlab_groups}
         return JobRunner(self.queue, reconcilers, self.settings.reconcile, self.audit)
 

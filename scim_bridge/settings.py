@@ -79,6 +79,10 @@ class ReconcileSchema(_Section):
     backoff_base_seconds = fields.Float(load_default=2.0, validate=validate.Range(min=0.01))
     backoff_max_seconds = fields.Float(load_default=600.0, validate=validate.Range(min=0.1))
     max_attempts = fields.Integer(load_default=20, validate=validate.Range(min=1))
+    # GitLab's limit on member deletions per group (gitlab.md); 0 relies on its 429s alone.
+    member_deletions_per_minute = fields.Integer(
+        load_default=60, validate=validate.Range(min=0, max=10_000)
+    )
 
 
 class ServerSchema(_Section):
@@ -256,6 +260,7 @@ class ReconcileSettings:
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 600.0
     max_attempts: int = 20
+    member_deletions_per_minute: int = 60
 
 
 @dataclass(frozen=True)

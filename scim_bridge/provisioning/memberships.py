@@ -20,6 +20,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+from typing import Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy import delete
@@ -35,6 +36,7 @@ from scim_bridge.provisioning.access_plan import decide
 from scim_bridge.provisioning.reconciler import Deadline
 from scim_bridge.provisioning.reconciler import Outcome
 from scim_bridge.provisioning.reconciler import Rejected
+from scim_bridge.provisioning.reconciler import Retry
 from scim_bridge.provisioning.reconciler import gitlab_trouble_is_retry
 from scim_bridge.provisioning.rules import GroupMapper
 from scim_bridge.provisioning.rules import created_group_candidates
@@ -57,6 +59,12 @@ log = logging.getLogger(__name__)
 GITLAB_GROUP_JOB = "gitlab_group"
 BATCH_USERS = 500
 Audit = Callable[[str, str | None, dict[str, Any] | None], None]
+
+
+class Pacer(Protocol):
+    """A per-key rate (``scim_bridge.guards.RateLimiter``): None, or the seconds to wait."""
+
+    def take(self, key: str) -> float | None: ...
 
 
 def mark_dirty(gitlab_group: str, user_ids: Iterable[str]) -> None:
@@ -299,11 +307,20 @@ class GroupCreator:
 class GitLabGroupReconciler:
     """Step 2: the marked users of one GitLab group, made to hold exactly their desired level."""
 
-    def __init__(self, db: Database, gitlab: Any, creator: GroupCreator, audit: Audit) -> None:
+    def __init__(
+        self,
+        db: Database,
+        gitlab: Any,
+        creator: GroupCreator,
+        audit: Audit,
+        *,
+        deletions: Pacer | None = None,
+    ) -> None:
         self.db = db
         self.gitlab = gitlab
         self.creator = creator
         self.audit = audit
+        self.deletions = deletions
 
     def reconcile(self, path: str, deadline: Deadline | None = None) -> Outcome:
         deadline = deadline or Deadline()
@@ -426,12 +443,23 @@ class GitLabGroupReconciler:
         try:
             for account in removals:
                 deadline.check()
+                self._pace_deletion(group.full_path)
                 self.gitlab.members.remove(group.id, account)
                 done.add(account)
                 removed += 1
         finally:
             if removed:
                 outcome.actions.append(f"removed {removed} member(s) from {group.full_path}")
+
+    def _pace_deletion(self, path: str) -> None:
+        """GitLab allows 60 member deletions a minute per group (gitlab.md): wait before the 61st
+        rather than meet its 429; the job comes back when the next deletion is allowed."""
+        if self.deletions is None or self.gitlab.dry_run:
+            return
+        wait = self.deletions.take(path)
+        if wait is not None:
+            detail = f"pacing member deletions in {path} (GitLab allows 60 a minute)"
+            raise Retry(detail, wait, paced=True)
 
     def _set_level(
         self, group: GitLabGroup, accounts: list[int], level: int, outcome: Outcome

@@ -57,10 +57,14 @@ class Rejected(Exception):
 class Retry(Exception):
     """Try again later: GitLab is down, slow, rate limiting, or the deadline passed."""
 
-    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, detail: str, retry_after: float | None = None, *, paced: bool = False
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.retry_after = retry_after
+        # Waiting on purpose (pacing), not failing: it does not count towards parking the job.
+        self.paced = paced
 
 
 @dataclass

@@ -96,9 +96,7 @@ class JobRunner:
                     raise
                 self._park(job, rejection.detail)
             except Retry as retry:
-                self.queue.retry_later(
-                    job, self.backoff(job.attempts, retry.retry_after), retry.detail
-                )
+                self._retry(job, retry)
             except Exception as error:  # a bug must not lose the work: the worker retries it
                 log.exception("reconcile of %s failed", key)
                 self.queue.retry_later(job, self.backoff(job.attempts, None), repr(error))
@@ -132,7 +130,7 @@ class JobRunner:
         except Rejected as rejection:
             self._park(job, rejection.detail)
         except Retry as retry:
-            self._retry_or_park(job, retry.detail, retry.retry_after)
+            self._retry(job, retry, park_after_max=True)
         except Exception as error:
             log.exception("reconcile of %s failed", job.key)
             self._retry_or_park(job, repr(error), None)
@@ -142,6 +140,14 @@ class JobRunner:
     def _park(self, job: Job, reason: str) -> None:
         self.queue.park(job, reason)
         self.audit("job.parked", job.key, {"reason": reason})
+
+    def _retry(self, job: Job, retry: Retry, *, park_after_max: bool = False) -> None:
+        if retry.paced:
+            self.queue.retry_later(job, retry.retry_after or 0.0, retry.detail, attempt=False)
+        elif park_after_max:
+            self._retry_or_park(job, retry.detail, retry.retry_after)
+        else:
+            self.queue.retry_later(job, self.backoff(job.attempts, retry.retry_after), retry.detail)
 
     def _retry_or_park(self, job: Job, detail: str, retry_after: float | None) -> None:
         if job.attempts + 1 >= self.settings.max_attempts:

@@ -165,15 +165,20 @@ class JobQueue:
                 )
             return bool(deleted)
 
-    def retry_later(self, job: Job, delay_seconds: float, error: str) -> None:
-        """Release a job to run again after a delay, remembering why it failed."""
+    def retry_later(
+        self, job: Job, delay_seconds: float, error: str, *, attempt: bool = True
+    ) -> None:
+        """Release a job to run again after a delay, remembering why it failed.
+
+        ``attempt`` False is a wait on purpose (pacing): it does not bring the job nearer parking.
+        """
         now = clock.now()
         with self.db.transaction(write=True) as tx:
             tx.connection.execute(
                 update(jobs)
                 .where(jobs.c.id == job.id)
                 .values(
-                    attempts=jobs.c.attempts + 1,
+                    attempts=jobs.c.attempts + (1 if attempt else 0),
                     run_after=now + timedelta(seconds=delay_seconds),
                     lease_owner=None,
                     lease_until=None,

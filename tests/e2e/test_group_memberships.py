@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from scim_bridge import clock
 from scim_bridge.settings import GroupRule
 from scim_bridge.store import audit
 from tests.conftest import entra_user
@@ -245,8 +246,13 @@ def test_120_members_in_one_patch_cost_two_member_add_calls(entra: Entra, acme: 
 
 
 def test_removing_100_members_is_paced_and_never_surfaces_a_429(
-    bridge: Any, entra: Entra, acme: Any
+    make_bridge: Any, acme: Any
 ) -> None:
+    # Pacing left to GitLab's own 429s, on a short window, so the test sees the whole recovery.
+    bridge = make_bridge(
+        acme, groups={"rules": RULES}, reconcile={"member_deletions_per_minute": 0}
+    )
+    entra = Entra(bridge, acme)
     acme.member_delete_window = 2.0  # GitLab's 60 deletions per window, on a short window
     users = [entra.user(f"user{index}") for index in range(100)]
     devs = entra.group("GitLab Developers", DEVS_OID, [scim_id for scim_id, _ in users])
@@ -266,6 +272,24 @@ def test_removing_100_members_is_paced_and_never_surfaces_a_429(
     assert without_root(levels(acme)) == {}
     deletes = [call for call in acme.requests if call.method == "DELETE" and call.status == 204]
     assert len(deletes) == 100
+
+
+def test_member_deletions_are_paced_before_gitlab_refuses_them(
+    bridge: Any, entra: Entra, acme: Any
+) -> None:
+    """60 deletions a minute per group, as GitLab allows: the 61st waits, no 429 is provoked."""
+    users = [entra.user(f"user{index}") for index in range(70)]
+    devs = entra.group("GitLab Developers", DEVS_OID, [scim_id for scim_id, _ in users])
+    acme.clear_requests()
+    response = entra.remove(devs, *[scim_id for scim_id, _ in users])
+    assert response.status_code == 204
+    deletes = [call for call in acme.requests if call.method == "DELETE"]
+    assert [call.status for call in deletes] == [204] * 60, "60 made, none refused"
+    assert len(without_root(levels(acme))) == 10, "the rest wait for the next minute"
+    (job,) = [job for job in bridge.bridge.queue.list() if job.kind == "gitlab_group"]
+    assert "pacing member deletions" in (job.last_error or "")
+    assert job.attempts == 0, "waiting on purpose is not a failure: it never parks the job"
+    assert 0 < (job.run_after - clock.now()).total_seconds() <= 61
 
 
 def test_rules_changed_between_runs_are_applied_to_existing_groups(
