@@ -142,6 +142,15 @@ class JobRunner:
         self.audit("job.parked", job.key, {"reason": reason})
 
     def _retry(self, job: Job, retry: Retry, *, park_after_max: bool = False) -> None:
+        # Each failure is recorded: in the log here, on the job (`scim-bridge jobs`), and in the
+        # GitLab call counters of /metrics.
+        log.log(
+            logging.INFO if retry.paced else logging.WARNING,
+            "job %s will run again (attempt %d): %s",
+            job.key,
+            job.attempts + 1,
+            retry.detail,
+        )
         if retry.paced:
             self.queue.retry_later(job, retry.retry_after or 0.0, retry.detail, attempt=False)
         elif park_after_max:
