@@ -234,6 +234,22 @@ def _print_drift(drifts: list[Drift]) -> None:
         click.echo(f"{drift.kind:10} {drift.target:{width}} {drift.desired:24} {drift.actual}")
 
 
+@main.command()
+@_friendly
+def check() -> None:
+    """Pre-flight: settings, database, GitLab (token, admin, scopes, groups); exit 1 on problems."""
+    from scim_bridge import checks
+
+    findings = checks.run_all(_bridge(migrate_schema=False))
+    for finding in findings:
+        click.echo(f"{finding.level.value:<4} {finding.subject:<8} {finding.message}")
+    failed = checks.problems(findings)
+    if failed:
+        click.echo(f"check failed: {failed} problem(s)")
+        sys.exit(1)
+    click.echo("check passed")
+
+
 # -- tokens -------------------------------------------------------------------------
 
 
