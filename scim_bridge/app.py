@@ -8,6 +8,8 @@ from flask import jsonify
 from flask import request
 
 from scim_bridge.bridge import Bridge
+from scim_bridge.metrics import exposition
+from scim_bridge.metrics import web as web_metrics
 from scim_bridge.settings import Settings
 from scim_bridge.settings import load_settings
 from scim_bridge.store import migrate
@@ -20,7 +22,11 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
     app.extensions["scim_bridge"] = bridge
     # Bodies past the limit are refused (413) before they are read.
     app.config["MAX_CONTENT_LENGTH"] = bridge.settings.server.max_body_bytes
-    app.register_blueprint(bridge.scim_endpoints().blueprint())
+    scim = bridge.scim_endpoints()
+    # First, so its hooks time everything the blueprints do; routes name the resource type.
+    served = {str(kind.endpoint).strip("/") for kind in scim.service.provider.resource_types}
+    web_metrics.instrument(app, {"resource_endpoint": served})
+    app.register_blueprint(scim.blueprint())
     app.register_blueprint(bridge.token_endpoint(lambda: request.host_url.rstrip("/")).blueprint())
 
     @app.get("/healthz")
@@ -36,5 +42,10 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         if current != migrate.head_revision():
             return jsonify(status="unavailable", database="not migrated"), 503
         return jsonify(status="ok"), 200
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus text format; no credential needed, and no label names a user or an id."""
+        return Response(exposition.render(bridge.queue), content_type=exposition.CONTENT_TYPE)
 
     return app

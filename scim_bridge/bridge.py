@@ -106,6 +106,10 @@ class Bridge:
     # -- GitLab -----------------------------------------------------------------
 
     def _on_gitlab_call(self, call: CallRecord) -> None:
+        # Imported here so that this hook stays the bridge's one point of contact with metrics.
+        from scim_bridge.metrics import gitlab_calls
+
+        gitlab_calls.record(call)  # first: counted even when the audit write below fails
         self.audit(
             "gitlab.planned" if call.planned else "gitlab.call",
             f"{call.method} {self._audited_path(call.path)}",

@@ -141,12 +141,16 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         "scim_bridge.app:create_app()",
     ]
     worker = [sys.executable, "-m", "scim_bridge", "worker"]
-    _supervise([gunicorn, worker])
+    from scim_bridge.metrics.multiproc import shared_directory  # only `serve` needs it
+
+    # gunicorn's workers and the background worker add up their metrics in one directory.
+    with shared_directory() as env:
+        _supervise([gunicorn, worker], env)
 
 
-def _supervise(commands: list[list[str]]) -> None:
+def _supervise(commands: list[list[str]], env: dict[str, str] | None = None) -> None:
     """Run the processes together: when one ends or a signal arrives, stop them all."""
-    children = [subprocess.Popen(command) for command in commands]
+    children = [subprocess.Popen(command, env=env) for command in commands]
     stopping = threading.Event()
 
     def stop(signum: int, _frame: Any) -> None:
@@ -232,6 +236,9 @@ def _print_drift(drifts: list[Drift]) -> None:
     click.echo(f"{'KIND':10} {'TARGET':{width}} {'DESIRED':24} ACTUAL")
     for drift in drifts:
         click.echo(f"{drift.kind:10} {drift.target:{width}} {drift.desired:24} {drift.actual}")
+
+
+# -- check ----------------------------------------------------------------------------
 
 
 @main.command()

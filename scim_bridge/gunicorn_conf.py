@@ -5,7 +5,11 @@ inline reconcile deadline (at most 55 s), and below Entra's 60 s limit for an an
 """
 
 import os
+from typing import Any
 
+from prometheus_client import multiprocess
+
+from scim_bridge import gunicorn_logs
 from scim_bridge import logs
 
 bind = os.environ.get("SCIM_BRIDGE_BIND", "127.0.0.1:8000")
@@ -17,7 +21,11 @@ graceful_timeout = 20
 keepalive = 5
 accesslog = "-"
 # The query string may carry a filter with a user's email: log the path only.
-access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss rid=%({x-request-id}o)s'
+if logs.log_format() == "json":
+    logger_class = gunicorn_logs.JsonLogger
+    access_log_format = gunicorn_logs.ACCESS_FORMAT
+else:
+    access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss rid=%({x-request-id}o)s'
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's control socket lives at one fixed path per user; several instances on one host would
@@ -28,3 +36,9 @@ control_socket_disable = True
 def post_fork(server: object, worker: object) -> None:
     """The app's own loggers (auth refusals, reconcile failures) in each worker's output."""
     logs.configure()
+
+
+def child_exit(server: object, worker: Any) -> None:
+    """A dead worker's live gauges must not be reported (its counters still count)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

@@ -107,15 +107,18 @@ class OpenApi:
                 problems.append(f"{where}: documented without a body, got {body[:100]!r}")
             if "Content-Type" in response.headers:
                 problems.append(f"{where}: no body, yet Content-Type {response.content_type}")
-        elif response.mimetype not in content:
-            problems.append(f"{where}: media type {response.mimetype} not in {sorted(content)}")
+        elif (media_type := _documented_media_type(content, response)) is None:
+            problems.append(f"{where}: media type {response.content_type} not in {sorted(content)}")
+        elif not _is_json(media_type):
+            schema = pointer + _pointer("content", media_type, "schema")
+            problems += self.validate(response.get_data(as_text=True), schema, where)
         else:
             try:
                 payload = json.loads(body)
             except ValueError:
                 problems.append(f"{where}: body is not JSON: {body[:100]!r}")
             else:
-                schema = pointer + _pointer("content", response.mimetype, "schema")
+                schema = pointer + _pointer("content", media_type, "schema")
                 problems += self.validate(payload, schema, where)
         if request_body is not None and 200 <= response.status_code < 300:
             problems += self._request_problems(operation, request_body, request_type, where)
@@ -157,6 +160,28 @@ class OpenApi:
             pointer = node["$ref"].removeprefix("#")
             node = self._at(pointer)
         return pointer, node
+
+
+def _documented_media_type(content: dict[str, Any], response: Any) -> str | None:
+    """The documented media type of a response: its type, with every documented parameter
+    (``text/plain; version=0.0.4``) at the documented value."""
+    for media_type in content:
+        base, _, parameters = media_type.partition(";")
+        wanted = dict(
+            (part.partition("=")[0].strip(), part.partition("=")[2].strip())
+            for part in parameters.split(";")
+            if part.strip()
+        )
+        if base.strip() == response.mimetype and all(
+            response.mimetype_params.get(name) == value for name, value in wanted.items()
+        ):
+            return media_type
+    return None
+
+
+def _is_json(media_type: str) -> bool:
+    base = media_type.partition(";")[0].strip()
+    return base == "application/json" or base.endswith("+json")
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +310,8 @@ def entra_group(display_name: str, **overrides: Any) -> dict[str, Any]:
 def probes(tour: Tour) -> None:
     tour("GET", "/healthz", 200, auth=False)
     tour("GET", "/readyz", 200, auth=False)
+    metrics = tour("GET", "/metrics", 200, auth=False).get_data(as_text=True)
+    assert 'route="/readyz",status="200"' in metrics
     empty = tour.tmp_path / "empty.db"
     unmigrated = Bridge(
         replace(tour.bridge.settings, database_url=f"sqlite:///{empty}"), migrate=False

@@ -22,7 +22,8 @@ def free_port() -> int:
 class Server:
     """`scim-bridge serve` in its own process group, so SIGKILL takes gunicorn and the worker."""
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, *, workers: int = 1) -> None:
+        self.workers = workers
         self.env = env
         self.cwd = cwd
         self.port = free_port()
@@ -43,7 +44,7 @@ class Server:
                 "--port",
                 str(self.port),
                 "--workers",
-                "1",
+                str(self.workers),
             ],
             env=self.env,
             cwd=self.cwd,

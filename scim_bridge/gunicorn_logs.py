@@ -1,0 +1,58 @@
+"""gunicorn's own logs as JSON lines, like the app's (``SCIM_BRIDGE_LOG_FORMAT=json``).
+
+gunicorn builds an access line by ``access_log_format % atoms``. :class:`JsonAtoms` hands out every
+atom as a JSON literal (quoted and escaped, or ``null`` when missing), so :data:`ACCESS_FORMAT` is
+valid JSON whatever a client puts in its path or headers. The error log ("Booting worker", worker
+timeouts) gets the app's JSON formatter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from gunicorn import glogging
+
+from scim_bridge import logs
+
+# The path only, never the query string (a filter may hold an email); the request id is the one
+# the SCIM layer answered with, so the line joins the app's lines and the audit log.
+ACCESS_FORMAT = (
+    '{"time": %(time)s, "level": "INFO", "logger": "gunicorn.access", "message": %(message)s, '
+    '"method": %(m)s, "path": %(U)s, "status": %(status)s, "duration_s": %(duration)s, '
+    '"bytes": %(B)s, "remote_addr": %(h)s, "pid": %(pid)s, "request_id": %({x-request-id}o)s}'
+)
+
+
+class JsonAtoms(dict[str, Any]):
+    """gunicorn's atoms, each read as a JSON literal; header atoms case-insensitively."""
+
+    def __getitem__(self, key: str) -> str:
+        if key.startswith("{"):
+            key = key.lower()
+        if not dict.__contains__(self, key):
+            return "null"
+        return json.dumps(dict.__getitem__(self, key), default=str)
+
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's logger with JSON error lines and JSON-safe access atoms."""
+
+    atoms_wrapper_class = JsonAtoms
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(logs.JsonFormatter())
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        status = str(atoms.get("s") or "")
+        atoms["time"] = logs.iso_time(time.time())
+        atoms["pid"] = os.getpid()  # which worker served it
+        atoms["status"] = int(status) if status.isdigit() else None
+        atoms["duration"] = round(request_time.total_seconds(), 6)
+        atoms["message"] = f"{atoms.get('m')} {atoms.get('U')} {status}"
+        return atoms

@@ -1,0 +1,64 @@
+"""Request metrics for a Flask app: every answer counted, whichever hook or handler produced it.
+
+App-wide ``before_request``/``after_request`` hooks see the SCIM blueprint's own 401, 404 and 429
+answers too, and Flask's 404, 405 and 413. The route label is the matched rule's template
+(``/scim/v2/Users/<resource_id>``), never the raw path, which may hold ids. A placeholder is filled
+in only with a value from a fixed list (the resource types served), so no client can add a series.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Collection
+from collections.abc import Mapping
+
+from flask import Flask
+from flask import Response
+from flask import g
+from flask import request
+
+from scim_bridge.metrics.instruments import HTTP_DURATION
+from scim_bridge.metrics.instruments import HTTP_REQUESTS
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "<unmatched>"  # no rule: a 404 or 405 from routing itself
+_STARTED = "scim_bridge_metrics_started"
+
+
+def route_label(placeholders: Mapping[str, Collection[str]]) -> str:
+    """The rule's template, with the placeholders named in ``placeholders`` filled in when their
+    value is one of those listed (``<resource_endpoint>`` → ``Users``)."""
+    rule = request.url_rule
+    if rule is None:
+        return UNMATCHED
+    label = rule.rule
+    for name, allowed in placeholders.items():
+        value = (request.view_args or {}).get(name)
+        if value in allowed:
+            pattern = rf"<(?:[^:<>]+:)?{re.escape(name)}>"
+            label = re.sub(pattern, lambda _, text=str(value): text, label)
+    return label
+
+
+def method_label() -> str:
+    """Any method a client sends would be a new series: unknown ones share one label."""
+    return request.method if request.method in METHODS else "other"
+
+
+def instrument(app: Flask, placeholders: Mapping[str, Collection[str]] | None = None) -> None:
+    """Count and time every request the app answers; call before registering blueprints."""
+    known = dict(placeholders or {})
+
+    @app.before_request
+    def start_clock() -> None:
+        setattr(g, _STARTED, time.perf_counter())
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        method, route = method_label(), route_label(known)
+        HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
+        started = getattr(g, _STARTED, None)
+        if started is not None:
+            HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+        return response
