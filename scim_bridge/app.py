@@ -6,6 +6,7 @@ from flask import Flask
 from flask import Response
 from flask import jsonify
 from flask import request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scim_bridge.bridge import Bridge
 from scim_bridge.metrics import exposition
@@ -48,4 +49,10 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         """Prometheus text format; no credential needed, and no label names a user or an id."""
         return Response(exposition.render(bridge.queue), content_type=exposition.CONTENT_TYPE)
 
+    hops = bridge.settings.server.proxy_hops
+    if hops:
+        # The caller's address and scheme as the trusted proxies saw them (audit, rate limits).
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
     return app

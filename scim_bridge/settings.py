@@ -99,6 +99,10 @@ class ServerSchema(_Section):
         load_default=100.0, validate=validate.Range(min=MIN_RATE_LIMIT_PER_SECOND)
     )
     rate_limit_burst = fields.Integer(load_default=200, validate=validate.Range(min=50))
+    # How many proxies in front of the bridge set X-Forwarded-For/-Proto/-Host. Behind one
+    # (docker-compose's nginx), 1: the caller's address then reaches the audit trail and the
+    # rate limits. 0 ignores the headers, so a caller cannot claim another address.
+    proxy_hops = fields.Integer(load_default=0, validate=validate.Range(min=0, max=5))
 
 
 class AccessLevel(fields.Field):
@@ -271,6 +275,7 @@ class ServerSettings:
     max_body_bytes: int = 1024 * 1024
     rate_limit_per_second: float = 100.0
     rate_limit_burst: int = 200
+    proxy_hops: int = 0
 
 
 @dataclass(frozen=True)

@@ -50,3 +50,25 @@ def test_redact_values_keeps_which_attributes_changed_but_not_their_values(
     trail = repr(list(audit.events(bridge.bridge.db)))
     assert "gitlab.call" in trail and "POST /users" in trail
     assert "Secret Title" not in trail and "hidden@contoso.com" not in trail
+
+
+def test_behind_a_proxy_the_callers_address_is_audited_and_cannot_be_forged_without(
+    make_bridge: Any,
+) -> None:
+    forwarded = {"X-Forwarded-For": "203.0.113.9"}
+    direct = make_bridge()
+    assert (
+        direct.scim.post("/Users", entra_user("a@contoso.com"), headers=forwarded).status_code
+        == 201
+    )
+    proxied = make_bridge(server={"proxy_hops": 1})
+    assert (
+        proxied.scim.post("/Users", entra_user("b@contoso.com"), headers=forwarded).status_code
+        == 201
+    )
+    sources = {
+        event["target"]: event["source"]
+        for bridge in (direct, proxied)
+        for event in audit.events(bridge.bridge.db, action_prefix="scim.user.create")
+    }
+    assert sorted(sources.values()) == ["127.0.0.1", "203.0.113.9"]
