@@ -138,3 +138,21 @@ def test_a_replay_under_gitlab_faults_converges_exactly(make_bridge: Any, gitlab
         }
         assert actual == expected, path
     assert gitlab.members("acme") == [], "unmapped groups grant nothing"
+
+
+def test_scim_reads_never_call_gitlab(make_bridge: Any, gitlab: Any) -> None:
+    """Entra's lookups are answered from the store, even while GitLab is down."""
+    bridge = make_bridge(gitlab)
+    user_id = bridge.scim.post("/Users", entra_user("reader@contoso.com")).json["id"]
+    gitlab.clear_requests()
+    gitlab.down()
+    for path in (
+        "/Users",
+        f"/Users/{user_id}",
+        '/Users?filter=userName eq "reader@contoso.com"',
+        "/Groups",
+        "/",
+        "/ServiceProviderConfig",
+    ):
+        assert bridge.scim.get(path).status_code == 200, path
+    assert gitlab.requests == []
