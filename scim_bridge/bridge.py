@@ -232,14 +232,16 @@ class Bridge:
         server = self.settings.server
         return RateLimiter(server.rate_limit_per_second, server.rate_limit_burst)
 
-    def audience(self, base_url: str) -> str:
-        """The SCIM base URL tokens are bound to: the public one if set, else the request's."""
+    @property
+    def public_scim_url(self) -> str | None:
+        """``[auth] public_url``'s SCIM base: what Entra calls, whatever host a proxy forwards."""
         public = self.settings.auth.public_url
-        return f"{public}{SCIM_PATH}" if public else base_url
+        return f"{public}{SCIM_PATH}" if public else None
 
     def authenticate(self, authorization: str | None, base_url: str) -> str:
         try:
-            return self.authenticator.caller(authorization, self.audience(base_url))
+            # ``base_url`` is the public one when set: tokens are bound to it (their audience).
+            return self.authenticator.caller(authorization, base_url)
         except Refused:
             raise UnauthorizedException(detail="a valid bearer token is required") from None
 
@@ -269,4 +271,5 @@ class Bridge:
             committed=self.run_committed,
             revert=self.revert,
             limiter=self.limiter,
+            public_base_url=self.public_scim_url,
         )

@@ -87,7 +87,8 @@ def main() -> None:
 
 
 def _banner(settings: Settings, host: str, port: int, tokens: int, clients: int) -> str:
-    base = f"http://{host}:{port}"
+    # Inside a container the bridge listens on 0.0.0.0; Entra knows it by its public URL.
+    base = settings.auth.public_url or f"http://{host}:{port}"
     gitlab = settings.gitlab
     if gitlab.planned_only:
         reason = "dry_run = true" if gitlab.dry_run else "no GitLab configured"
@@ -103,7 +104,7 @@ def _banner(settings: Settings, host: str, port: int, tokens: int, clients: int)
     )
     return "\n".join(
         [
-            f"scim-bridge {__version__} listening on {base}",
+            f"scim-bridge {__version__} listening on http://{host}:{port}",
             f"  SCIM base URL (Entra's Tenant URL): {base}/scim/v2",
             f"  OAuth2 token endpoint: {base}/oauth2/token",
             f"  Database: {settings.database_url}",

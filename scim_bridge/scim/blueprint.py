@@ -102,6 +102,7 @@ class ScimEndpoints:
         committed: Committed,
         revert: Reverter,
         limiter: Limiter | None = None,
+        public_base_url: str | None = None,
     ) -> None:
         self.handler = handler
         self.service: BridgeScimService = handler.service  # type: ignore[assignment]
@@ -110,6 +111,8 @@ class ScimEndpoints:
         self.committed = committed
         self.revert = revert
         self.limiter = limiter
+        # The base URL clients use (behind a proxy that changes the host), for meta.location.
+        self.public_base_url = public_base_url
 
     def blueprint(self) -> Blueprint:
         blueprint = Blueprint("scim", __name__, url_prefix=URL_PREFIX)
@@ -135,7 +138,7 @@ class ScimEndpoints:
         if self.limiter and (wait := self.limiter.waiting(refusals)) is not None:
             return _too_many(wait)  # this address keeps failing to authenticate
         try:
-            actor = self.authenticate(request.headers.get("Authorization"), _base_url())
+            actor = self.authenticate(request.headers.get("Authorization"), self._base_url())
         except SCIMException as error:
             if self.limiter:
                 self.limiter.take(refusals)
@@ -163,12 +166,15 @@ class ScimEndpoints:
             raise InvalidValueException(detail="NUL characters are not allowed")
         return ScimRequest(
             method=request.method,
-            base_url=_base_url(),
+            base_url=self._base_url(),
             path=request.path.removeprefix(URL_PREFIX),
             query=request.args.to_dict(),
             headers=list(request.headers.items()),
             body=request.get_data(),
         )
+
+    def _base_url(self) -> str:
+        return self.public_base_url or request.host_url.rstrip("/") + URL_PREFIX
 
     def _serve(self, scim_request: ScimRequest) -> ScimResponse:
         write = scim_request.method.upper() in WRITE_METHODS
@@ -181,10 +187,6 @@ class ScimEndpoints:
                 self.revert(list(tx.changes), rejection.detail)
                 raise
         return response
-
-
-def _base_url() -> str:
-    return request.host_url.rstrip("/") + URL_PREFIX
 
 
 def _too_many(wait: float) -> Response:

@@ -214,6 +214,10 @@ def test_a_public_url_names_the_audience_behind_a_proxy(
     assert row["issuer"] == "https://scim.example.com"
     # Behind the proxy the bridge sees its own host; the audience is the public URL all the same.
     assert entra.scim(token).status_code == 200
+    created = entra.scim(token, "POST", "/Users", json=entra_user("proxied@contoso.com"))
+    location = f"https://scim.example.com/scim/v2/Users/{created.json['id']}"
+    assert created.headers["Location"] == location
+    assert created.json["meta"]["location"] == location
 
 
 def test_client_secrets_expire(bridge: BridgeUnderTest, database_url: str) -> None:
