@@ -1,0 +1,48 @@
+"""`scim-bridge check`: the pre-flight checks, as findings the CLI prints one per line.
+
+Each check says what it found and, when something is wrong, what to do. Nothing here writes:
+no migration, no audit event, no GitLab change, so `check` is safe to run at any time, even
+against an unmigrated database or the production GitLab.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scim_bridge.checks.findings import Finding
+from scim_bridge.checks.findings import Level
+from scim_bridge.checks.findings import problems
+from scim_bridge.checks.instance import check_gitlab
+from scim_bridge.checks.local import check_credentials
+from scim_bridge.checks.local import check_database
+from scim_bridge.checks.local import check_settings
+from scim_bridge.checks.local import database_ready
+from scim_bridge.gitlab.client import GitLab
+
+if TYPE_CHECKING:
+    from scim_bridge.bridge import Bridge
+
+
+def run_all(bridge: Bridge) -> list[Finding]:
+    """Every check, in the order an operator fixes things: settings, database, GitLab."""
+    settings = bridge.settings
+    findings = check_settings(settings)
+    database = check_database(bridge.db)
+    findings += database
+    if database_ready(database):
+        findings += check_credentials(
+            sum(1 for token in bridge.tokens.list() if token.status == "active"),
+            sum(1 for client in bridge.clients.list() if client.status == "active"),
+            len(settings.auth.entra.tenant_ids),
+        )
+    config = settings.gitlab
+    findings += check_gitlab(
+        config,
+        settings.groups,
+        # Not `bridge.gitlab`: its calls are audited, and a pre-flight check writes nothing.
+        lambda: GitLab(config.url or "", config.token or "", timeout=config.timeout_seconds),
+    )
+    return findings
+
+
+__all__ = ["Finding", "Level", "check_gitlab", "problems", "run_all"]
