@@ -46,19 +46,9 @@ class NewClient:
     secret_expires_at: datetime
 
 
-@dataclass(frozen=True)
-class SecretInfo:
+@dataclass(frozen=True, kw_only=True)
+class SecretInfo(credentials.Lifetime):
     id: int
-    created_at: datetime
-    expires_at: datetime
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-    @property
-    def status(self) -> str:
-        if self.revoked_at is not None:
-            return "revoked"
-        return "expired" if self.expires_at <= clock.now() else "active"
 
 
 @dataclass(frozen=True)
@@ -88,16 +78,6 @@ class AccessToken:
     token: str
     expires_in: int
     scope: str | None
-
-
-def _secret_info(row: Any) -> SecretInfo:
-    return SecretInfo(
-        id=row["id"],
-        created_at=clock.aware(row["created_at"]),  # type: ignore[arg-type]
-        expires_at=clock.aware(row["expires_at"]),  # type: ignore[arg-type]
-        revoked_at=clock.aware(row["revoked_at"]),
-        last_used_at=clock.aware(row["last_used_at"]),
-    )
 
 
 class ClientStore:
@@ -190,7 +170,9 @@ class ClientStore:
             ).mappings()
             by_client: dict[int, list[SecretInfo]] = {}
             for row in all_secrets:
-                by_client.setdefault(row["client"], []).append(_secret_info(row))
+                by_client.setdefault(row["client"], []).append(
+                    SecretInfo(id=row["id"], **credentials.lifetime(row))
+                )
             return [
                 ClientInfo(
                     name=row["name"],
@@ -236,35 +218,31 @@ class ClientStore:
 
     def authenticate(self, client_id: str, presented_secret: str) -> VerifiedClient | None:
         """The client, when ``presented_secret`` is one of its live secrets; same work either way."""
-        lookup, secret = credentials.split(SECRET_PREFIX, presented_secret)
-        with self.db.transaction(write=False) as tx:
-            row = (
-                tx.connection.execute(
-                    select(
-                        secrets_table.c.id,
-                        secrets_table.c.secret_hash,
-                        secrets_table.c.expires_at,
-                        secrets_table.c.revoked_at,
-                        clients_table.c.id.label("client"),
-                        clients_table.c.name,
-                        clients_table.c.client_id,
-                        clients_table.c.revoked_at.label("client_revoked_at"),
-                    )
-                    .join(clients_table, clients_table.c.id == secrets_table.c.client)
-                    .where(secrets_table.c.lookup == lookup)
+        row = credentials.find(
+            self.db,
+            SECRET_PREFIX,
+            presented_secret,
+            lambda lookup: (
+                select(
+                    secrets_table.c.id,
+                    secrets_table.c.secret_hash,
+                    secrets_table.c.expires_at,
+                    secrets_table.c.revoked_at,
+                    clients_table.c.id.label("client"),
+                    clients_table.c.name,
+                    clients_table.c.client_id,
+                    clients_table.c.revoked_at.label("client_revoked_at"),
                 )
-                .mappings()
-                .first()
-            )
-        matches = credentials.matches(secret, row["secret_hash"] if row is not None else None)
-        if row is None or not matches:
-            return None
-        now = clock.now()
+                .join(clients_table, clients_table.c.id == secrets_table.c.client)
+                .where(secrets_table.c.lookup == lookup)
+            ),
+        )
         if (
-            row["client_id"] != client_id
+            row is None
+            or row["client_id"] != client_id
             or row["revoked_at"] is not None
             or row["client_revoked_at"] is not None
-            or clock.aware(row["expires_at"]) <= now  # type: ignore[operator]
+            or credentials.expired(row["expires_at"])
         ):
             return None
         return VerifiedClient(id=row["client"], name=row["name"], secret_id=row["id"])
@@ -317,33 +295,30 @@ class ClientStore:
 
     def verify_token(self, presented: str, audience: str) -> str | None:
         """The client's name when ``presented`` is a live token minted for ``audience``."""
-        lookup, secret = credentials.split(ACCESS_TOKEN_PREFIX, presented)
-        with self.db.transaction(write=False) as tx:
-            row = (
-                tx.connection.execute(
-                    select(
-                        tokens_table.c.secret_hash,
-                        tokens_table.c.audience,
-                        tokens_table.c.expires_at,
-                        clients_table.c.name,
-                        clients_table.c.revoked_at,
-                        secrets_table.c.revoked_at.label("secret_revoked_at"),
-                    )
-                    .join(clients_table, clients_table.c.id == tokens_table.c.client)
-                    .join(secrets_table, secrets_table.c.id == tokens_table.c.client_secret)
-                    .where(tokens_table.c.lookup == lookup)
+        row = credentials.find(
+            self.db,
+            ACCESS_TOKEN_PREFIX,
+            presented,
+            lambda lookup: (
+                select(
+                    tokens_table.c.secret_hash,
+                    tokens_table.c.audience,
+                    tokens_table.c.expires_at,
+                    clients_table.c.name,
+                    clients_table.c.revoked_at,
+                    secrets_table.c.revoked_at.label("secret_revoked_at"),
                 )
-                .mappings()
-                .first()
-            )
-        matches = credentials.matches(secret, row["secret_hash"] if row is not None else None)
-        if row is None or not matches:
-            return None
+                .join(clients_table, clients_table.c.id == tokens_table.c.client)
+                .join(secrets_table, secrets_table.c.id == tokens_table.c.client_secret)
+                .where(tokens_table.c.lookup == lookup)
+            ),
+        )
         if (
-            row["audience"] != audience
+            row is None
+            or row["audience"] != audience
             or row["revoked_at"] is not None
             or row["secret_revoked_at"] is not None
-            or clock.aware(row["expires_at"]) <= clock.now()  # type: ignore[operator]
+            or credentials.expired(row["expires_at"])
         ):
             return None
         return str(row["name"])

@@ -11,7 +11,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import RowMapping
+from sqlalchemy import Select
+
+from scim_bridge import clock
+from scim_bridge.store.db import Database
 
 _DUMMY_HASH = hashlib.sha256(b"scim-bridge: no such credential").hexdigest()
 
@@ -46,3 +55,47 @@ def split(prefix: str, presented: str) -> tuple[str, str]:
 def matches(secret: str, stored_hash: str | None) -> bool:
     """Constant-time check; ``stored_hash`` None (no such row) still does the same work."""
     return hmac.compare_digest(digest(secret), stored_hash or _DUMMY_HASH) and bool(stored_hash)
+
+
+def find(
+    db: Database, prefix: str, presented: str, query: Callable[[str], Select[Any]]
+) -> RowMapping | None:
+    """The row ``query(lookup)`` finds for ``presented``, if its ``secret_hash`` matches.
+
+    The comparison runs whether or not a row was found, so a wrong lookup and a wrong secret
+    cost the same.
+    """
+    lookup, secret = split(prefix, presented)
+    with db.transaction(write=False) as tx:
+        row = tx.connection.execute(query(lookup)).mappings().first()
+    if not matches(secret, row["secret_hash"] if row is not None else None):
+        return None
+    return row
+
+
+def expired(expires_at: datetime | None) -> bool:
+    """Whether a stored expiry (naive from SQLite, aware from PostgreSQL) has passed."""
+    at = clock.aware(expires_at)
+    return at is not None and at <= clock.now()
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """When a stored credential was made, ends and was last used, and so its status."""
+
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if expired(self.expires_at) else "active"
+
+
+def lifetime(row: Any) -> dict[str, Any]:
+    """A row's lifetime columns as aware datetimes: ``Info(**lifetime(row), name=...)``."""
+    names = ("created_at", "expires_at", "revoked_at", "last_used_at")
+    return {name: clock.aware(row[name]) for name in names}

@@ -6,7 +6,6 @@ A token reads ``sbt_<lookup>_<secret>`` and is stored as described in ``auth/cre
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from datetime import timedelta
 
 from sqlalchemy import insert
@@ -28,21 +27,9 @@ class TokenError(ValueError):
     """A token command that cannot be carried out (duplicate name, unknown name)."""
 
 
-@dataclass(frozen=True)
-class TokenInfo:
+@dataclass(frozen=True, kw_only=True)
+class TokenInfo(credentials.Lifetime):
     name: str
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-    @property
-    def status(self) -> str:
-        if self.revoked_at is not None:
-            return "revoked"
-        if self.expires_at is not None and self.expires_at <= clock.now():
-            return "expired"
-        return "active"
 
 
 class TokenStore:
@@ -75,16 +62,7 @@ class TokenStore:
     def list(self) -> list[TokenInfo]:
         with self.db.transaction(write=False) as tx:
             rows = tx.connection.execute(select(api_tokens).order_by(api_tokens.c.id)).mappings()
-            return [
-                TokenInfo(
-                    name=row["name"],
-                    created_at=clock.aware(row["created_at"]),  # type: ignore[arg-type]
-                    expires_at=clock.aware(row["expires_at"]),
-                    revoked_at=clock.aware(row["revoked_at"]),
-                    last_used_at=clock.aware(row["last_used_at"]),
-                )
-                for row in rows
-            ]
+            return [TokenInfo(name=row["name"], **credentials.lifetime(row)) for row in rows]
 
     def revoke(self, name: str) -> None:
         with self.db.transaction(write=True) as tx:
@@ -99,20 +77,15 @@ class TokenStore:
 
     def verify(self, presented: str) -> str | None:
         """Return the token's name when ``presented`` is a valid, unexpired, unrevoked token."""
-        lookup, secret = credentials.split(PREFIX, presented)
-        with self.db.transaction(write=False) as tx:
-            row = (
-                tx.connection.execute(select(api_tokens).where(api_tokens.c.lookup == lookup))
-                .mappings()
-                .first()
-            )
-        matches = credentials.matches(secret, row["secret_hash"] if row is not None else None)
-        if row is None or not matches or row["revoked_at"] is not None:
+        row = credentials.find(
+            self.db,
+            PREFIX,
+            presented,
+            lambda lookup: api_tokens.select().where(api_tokens.c.lookup == lookup),
+        )
+        if row is None or row["revoked_at"] is not None or credentials.expired(row["expires_at"]):
             return None
         now = clock.now()
-        expires_at = clock.aware(row["expires_at"])
-        if expires_at is not None and expires_at <= now:
-            return None
         last_used = clock.aware(row["last_used_at"])
         if last_used is None or now - last_used >= LAST_USED_GRANULARITY:
             with self.db.transaction(write=True) as tx:
