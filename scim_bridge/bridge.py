@@ -42,6 +42,7 @@ from scim_bridge.store import jobs
 from scim_bridge.store import memberships
 from scim_bridge.store.db import Change
 from scim_bridge.store.db import Database
+from scim_bridge.store.db import upsert
 from scim_bridge.store.groups import GroupStore
 from scim_bridge.store.jobs import JobQueue
 from scim_bridge.store.links import LinkStore
@@ -185,7 +186,7 @@ class Bridge:
             group_ids = list(connection.execute(select(groups_table.c.id)).scalars())
             for group_id in group_ids:
                 jobs.enqueue(GROUP_JOB, group_id)
-            memberships.upsert(
+            upsert(
                 bridge_state, [{"key": RULES_FINGERPRINT, "value": fingerprint}], ["key"], ["value"]
             )
             if group_ids:

@@ -46,6 +46,7 @@ from scim_bridge.store import jobs
 from scim_bridge.store import memberships as member_rows
 from scim_bridge.store.db import Database
 from scim_bridge.store.db import current_transaction
+from scim_bridge.store.db import upsert
 from scim_bridge.store.schema import group_member_changes
 from scim_bridge.store.schema import group_members
 from scim_bridge.store.schema import group_targets
@@ -74,7 +75,7 @@ def mark_dirty(gitlab_group: str, user_ids: Iterable[str]) -> None:
         for user_id in dict.fromkeys(user_ids)
     ]
     if rows:
-        member_rows.upsert(membership_dirty, rows, ["gitlab_group", "user_id"], ["marked_at"])
+        upsert(membership_dirty, rows, ["gitlab_group", "user_id"], ["marked_at"])
         jobs.enqueue(GITLAB_GROUP_JOB, gitlab_group)
 
 

@@ -36,13 +36,12 @@ from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 
 from scim_bridge import clock
 from scim_bridge import context
 from scim_bridge.store.db import Database
 from scim_bridge.store.db import current_transaction
+from scim_bridge.store.db import insert_ignoring_duplicates
 from scim_bridge.store.schema import audit_chain_head
 from scim_bridge.store.schema import audit_events
 
@@ -202,13 +201,12 @@ def _create_head(connection: Connection) -> None:
     ).first()
     if last is not None:
         log.warning("the audit chain head was missing; recreated at seq %s", last.seq)
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(audit_chain_head).values(
-        id=HEAD_ID,
-        seq=last.seq if last is not None else 0,
-        hash=last.hash if last is not None else GENESIS,
-    )
-    connection.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+    head = {
+        "id": HEAD_ID,
+        "seq": last.seq if last is not None else 0,
+        "hash": last.hash if last is not None else GENESIS,
+    }
+    insert_ignoring_duplicates(audit_chain_head, [head])
 
 
 # -- Reading --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
@@ -19,14 +20,18 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy import Engine
+from sqlalchemy import Table
 from sqlalchemy import create_engine
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from scim_bridge.store.filters import SQLITE_FUNCTIONS
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+ROWS_PER_STATEMENT = 1000  # a multi-row INSERT stays well below both databases' parameter limits
 
 
 @dataclass
@@ -144,6 +149,31 @@ def _append_audit_events(tx: Transaction) -> None:
 
     audit.append(tx.connection, tx.audit_events)
     tx.audit_events.clear()
+
+
+def insert_ignoring_duplicates(table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike."""
+    if not rows:
+        return
+    connection = current_transaction().connection
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        statement = dialect.insert(table).values(list(rows[start : start + ROWS_PER_STATEMENT]))
+        connection.execute(statement.on_conflict_do_nothing())
+
+
+def upsert(
+    table: Table, rows: Sequence[dict[str, Any]], keys: list[str], updated: list[str]
+) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET updated, on SQLite and PostgreSQL alike."""
+    connection = current_transaction().connection
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        statement = dialect.insert(table).values(list(rows[start : start + ROWS_PER_STATEMENT]))
+        statement = statement.on_conflict_do_update(
+            index_elements=keys, set_={name: statement.excluded[name] for name in updated}
+        )
+        connection.execute(statement)
 
 
 def current_transaction() -> Transaction:

@@ -9,49 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 
 from scim_bridge import clock
 from scim_bridge.store import jobs
 from scim_bridge.store.db import current_transaction
+from scim_bridge.store.db import insert_ignoring_duplicates
 from scim_bridge.store.schema import group_member_changes
 from scim_bridge.store.schema import group_members
 from scim_bridge.store.schema import groups
 
 GROUP_JOB = "scim_group"
 BATCH = 1000
-
-
-def insert_ignoring_duplicates(table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike."""
-    if not rows:
-        return
-    connection = current_transaction().connection
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    for start in range(0, len(rows), BATCH):
-        statement = dialect.insert(table).values(list(rows[start : start + BATCH]))
-        connection.execute(statement.on_conflict_do_nothing())
-
-
-def upsert(
-    table: Table, rows: Sequence[dict[str, Any]], keys: list[str], updated: list[str]
-) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE SET updated, on SQLite and PostgreSQL alike."""
-    connection = current_transaction().connection
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    for start in range(0, len(rows), BATCH):
-        statement = dialect.insert(table).values(list(rows[start : start + BATCH]))
-        statement = statement.on_conflict_do_update(
-            index_elements=keys, set_={name: statement.excluded[name] for name in updated}
-        )
-        connection.execute(statement)
 
 
 def note_changes(group_id: str, user_ids: Iterable[str]) -> None:
