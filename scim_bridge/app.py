@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Flask
 from flask import Response
 from flask import jsonify
-from flask import request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scim_bridge.bridge import Bridge
@@ -28,7 +27,7 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
     served = {str(kind.endpoint).strip("/") for kind in scim.service.provider.resource_types}
     web_metrics.instrument(app, {"resource_endpoint": served})
     app.register_blueprint(scim.blueprint())
-    app.register_blueprint(bridge.token_endpoint(lambda: request.host_url.rstrip("/")).blueprint())
+    app.register_blueprint(bridge.token_endpoint().blueprint())
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -246,19 +245,15 @@ class Bridge:
         except Refused:
             raise UnauthorizedException(detail="a valid bearer token is required") from None
 
-    def token_endpoint(self, root_url: Callable[[], str]) -> TokenEndpoint:
-        """``/oauth2/token``; ``root_url`` gives the URL the request came in on, without path."""
+    def token_endpoint(self) -> TokenEndpoint:
+        """``/oauth2/token``: its tokens are bound to this bridge's SCIM base URL."""
         auth = self.settings.auth
-
-        def issuer() -> str:
-            return auth.public_url or root_url()
-
         return TokenEndpoint(
             self.clients,
             lifetime=timedelta(minutes=auth.access_token_minutes),
             allowed_scopes=auth.oauth_scopes,
-            issuer=issuer,
-            audience=lambda: f"{issuer()}{SCIM_PATH}",
+            public_url=auth.public_url,
+            audience_path=SCIM_PATH,
             on_failure=self.authenticator.pad,
             limiter=self.limiter,
         )

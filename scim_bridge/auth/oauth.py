@@ -90,16 +90,17 @@ class TokenEndpoint:
         *,
         lifetime: timedelta,
         allowed_scopes: tuple[str, ...],
-        issuer: Callable[[], str],
-        audience: Callable[[], str],
+        public_url: str | None,
+        audience_path: str,
         on_failure: Callable[[float], None],
         limiter: Limiter | None = None,
     ) -> None:
         self.clients = clients
         self.lifetime = lifetime
         self.allowed_scopes = allowed_scopes
-        self.issuer = issuer
-        self.audience = audience
+        # Issuer: the public URL, else the one the request came in on; audience: its SCIM base.
+        self.public_url = public_url
+        self.audience_path = audience_path
         # Makes a refused client take as long as any other refusal (auth/authenticator.py).
         self.on_failure = on_failure
         self.limiter = limiter
@@ -125,10 +126,11 @@ class TokenEndpoint:
                 )
             client = self._client(form)
             scope = self._scope(form.get("scope"))
+            issuer = self.public_url or request.host_url.rstrip("/")
             issued = self.clients.issue_token(
                 client,
-                issuer=self.issuer(),
-                audience=self.audience(),
+                issuer=issuer,
+                audience=f"{issuer}{self.audience_path}",
                 scope=scope,
                 lifetime=self.lifetime,
             )
