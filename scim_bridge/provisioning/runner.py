@@ -99,7 +99,7 @@ class JobRunner:
                 self._retry(job, retry)
             except Exception as error:  # a bug must not lose the work: the worker retries it
                 log.exception("reconcile of %s failed", key)
-                self.queue.retry_later(job, self.backoff(job.attempts, None), repr(error))
+                self._retry(job, Retry(repr(error)))
             else:
                 self.queue.complete(job)
                 pending.extend(outcome.follow_up)
@@ -130,10 +130,10 @@ class JobRunner:
         except Rejected as rejection:
             self._park(job, rejection.detail)
         except Retry as retry:
-            self._retry(job, retry, park_after_max=True)
+            self._retry(job, retry)
         except Exception as error:
             log.exception("reconcile of %s failed", job.key)
-            self._retry_or_park(job, repr(error), None)
+            self._retry(job, Retry(repr(error)))
         else:
             self.queue.complete(job)
 
@@ -141,28 +141,23 @@ class JobRunner:
         self.queue.park(job, reason)
         self.audit("job.parked", job.key, {"reason": reason})
 
-    def _retry(self, job: Job, retry: Retry, *, park_after_max: bool = False) -> None:
-        # Each failure is recorded: in the log here, on the job (`scim-bridge jobs`), and in the
-        # GitLab call counters of /metrics.
-        log.log(
-            logging.INFO if retry.paced else logging.WARNING,
-            "job %s will run again (attempt %d): %s",
-            job.key,
-            job.attempts + 1,
-            retry.detail,
-        )
+    def _retry(self, job: Job, retry: Retry) -> None:
+        """Run the job again later, with backoff; park it after ``max_attempts`` failures.
+
+        Each failure is recorded: in the log here, on the job (`scim-bridge jobs`), and in the
+        GitLab call counters of /metrics. A paced wait is no failure and never parks the job.
+        """
+        attempt = job.attempts + 1
+        if retry.paced:
+            log.info("job %s waits: %s", job.key, retry.detail)
+        else:
+            log.warning("job %s failed (attempt %d): %s", job.key, attempt, retry.detail)
         if retry.paced:
             self.queue.retry_later(job, retry.retry_after or 0.0, retry.detail, attempt=False)
-        elif park_after_max:
-            self._retry_or_park(job, retry.detail, retry.retry_after)
+        elif attempt >= self.settings.max_attempts:
+            self._park(job, f"gave up after {attempt} attempts: {retry.detail}")
         else:
             self.queue.retry_later(job, self.backoff(job.attempts, retry.retry_after), retry.detail)
-
-    def _retry_or_park(self, job: Job, detail: str, retry_after: float | None) -> None:
-        if job.attempts + 1 >= self.settings.max_attempts:
-            self._park(job, f"gave up after {job.attempts + 1} attempts: {detail}")
-            return
-        self.queue.retry_later(job, self.backoff(job.attempts, retry_after), detail)
 
     def run_forever(self, stop: threading.Event) -> None:
         log.info("worker %s started", self.owner)
