@@ -37,18 +37,20 @@ class RateLimiter:
 
     def take(self, key: str) -> float | None:
         """Spend one request for ``key``: None if allowed, else the seconds until one is."""
-        with self._lock:
-            bucket = self._refilled(key)
-            if bucket.tokens >= 1:
-                bucket.tokens -= 1
-                return None
-            return (1 - bucket.tokens) / self.rate
+        return self._check(key, spend=True)
 
     def waiting(self, key: str) -> float | None:
         """Like :meth:`take` without spending: None if ``key`` has a request left."""
+        return self._check(key, spend=False)
+
+    def _check(self, key: str, *, spend: bool) -> float | None:
         with self._lock:
             bucket = self._refilled(key)
-            return None if bucket.tokens >= 1 else (1 - bucket.tokens) / self.rate
+            if bucket.tokens < 1:
+                return (1 - bucket.tokens) / self.rate
+            if spend:
+                bucket.tokens -= 1
+            return None
 
     def _refilled(self, key: str) -> _Bucket:
         now = self.monotonic()

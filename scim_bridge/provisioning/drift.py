@@ -109,11 +109,10 @@ class DriftFinder:
         account = self._account(link)
         if account is None or self._is_protected(account):
             return
+        target = f"deleted user (GitLab {account.username})"
         if self.settings.on_delete == "block" and account.state == "active":
-            target = f"deleted user (GitLab {account.username})"
             yield Drift("account", target, "blocked", "active", link.user_id, revive=True)
         elif self.settings.on_delete != "block":
-            target = f"deleted user (GitLab {account.username})"
             yield Drift("account", target, "deleted", account.state, link.user_id, revive=True)
 
     def _account(self, link: UserLink | None) -> GitLabUser | None:
