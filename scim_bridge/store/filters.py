@@ -426,14 +426,18 @@ class PostgresJson(Value):
         return Elements(rows, PostgresJson(self.dialect, rows.c.value), rows.c.ordinality)
 
 
-class Column(Value):
-    """A text column (or expression); NULL is absent."""
+class _ColumnValue(Value):
+    """A value held in one column (or expression): NULL is absent."""
 
     def __init__(self, expression: ColumnElement[Any]) -> None:
         self.expression = expression
 
     def absent(self) -> Condition:
         return definite(self.expression.is_(None))
+
+
+class Column(_ColumnValue):
+    """A text column (or expression)."""
 
     def text(self) -> ColumnElement[Any]:
         return self.expression
@@ -466,14 +470,8 @@ class Constant(Column):
         super().__init__(literal(value, Text))
 
 
-class Instant(Value):
+class Instant(_ColumnValue):
     """A ``DateTime(timezone=True)`` column."""
-
-    def __init__(self, expression: ColumnElement[Any]) -> None:
-        self.expression = expression
-
-    def absent(self) -> Condition:
-        return definite(self.expression.is_(None))
 
     def instant(self) -> ColumnElement[Any]:
         return self.expression
