@@ -24,6 +24,10 @@ from scim_bridge.settings import GitLabSettings
 from scim_bridge.settings import ReconcileSettings
 from scim_bridge.settings import ServerSettings
 from scim_bridge.settings import Settings
+from scim_bridge.store import audit
+from scim_bridge.store import migrate
+from scim_bridge.store.audit_verify import verify as verify_audit_chain
+from scim_bridge.store.db import Database
 from tests.gitlab_double import GitLabDouble
 
 POSTGRES_URL = os.environ.get("SCIM_BRIDGE_TEST_POSTGRES_URL")
@@ -222,3 +226,30 @@ def entra_user(user_name: str = "Jane.Doe@contoso.com", **overrides: Any) -> dic
     }
     body.update(overrides)
     return body
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """The store's database, migrated, without a bridge around it."""
+    database = Database(database_url)
+    migrate.upgrade(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def trail(make_bridge: Callable[..., BridgeUnderTest]) -> Database:
+    """An audit trail written by the app: users created, patched and deleted over SCIM."""
+    bridge = make_bridge()
+    ids = []
+    for n in range(3):
+        created = bridge.scim.post("/Users", entra_user(f"user{n}@contoso.com"))
+        assert created.status_code == 201, created.get_json()
+        ids.append(created.get_json()["id"])
+    patch = [{"op": "replace", "path": "displayName", "value": "Renamed"}]
+    assert bridge.scim.patch(f"/Users/{ids[0]}", patch).status_code == 200
+    assert bridge.scim.delete(f"/Users/{ids[1]}").status_code == 204
+    database = bridge.bridge.db
+    assert len(list(audit.events(database))) >= 8
+    assert verify_audit_chain(database).intact
+    return database

@@ -7,7 +7,6 @@ import io
 import json
 import os
 from collections.abc import Callable
-from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -23,11 +22,8 @@ from sqlalchemy import update
 from scim_bridge.cli import main
 from scim_bridge.store import audit
 from scim_bridge.store import audit_verify
-from scim_bridge.store import migrate
 from scim_bridge.store.db import Database
 from scim_bridge.store.schema import audit_events
-from tests.conftest import BridgeUnderTest
-from tests.conftest import entra_user
 
 
 @pytest.fixture
@@ -40,29 +36,6 @@ def cli(database_url: str) -> Callable[..., Result]:
         return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
     return run
-
-
-@pytest.fixture
-def trail(make_bridge: Callable[..., BridgeUnderTest]) -> Database:
-    """A trail written by the app over SCIM: users created, patched, deleted."""
-    bridge = make_bridge()
-    ids = []
-    for n in range(3):
-        created = bridge.scim.post("/Users", entra_user(f"user{n}@contoso.com"))
-        assert created.status_code == 201
-        ids.append(created.get_json()["id"])
-    patch = [{"op": "replace", "path": "active", "value": False}]
-    assert bridge.scim.patch(f"/Users/{ids[0]}", patch).status_code == 200
-    assert bridge.scim.delete(f"/Users/{ids[2]}").status_code == 204
-    return bridge.bridge.db
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 def tamper(db: Database, *statements: Executable) -> None:

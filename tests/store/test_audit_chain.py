@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
-from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -27,34 +25,6 @@ from scim_bridge.store.db import Database
 from scim_bridge.store.schema import audit_chain_head
 from scim_bridge.store.schema import audit_events
 from scim_bridge.store.schema import bridge_state
-from tests.conftest import BridgeUnderTest
-from tests.conftest import entra_user
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
-def trail(make_bridge: Callable[..., BridgeUnderTest]) -> Database:
-    """A trail written by the app: users created, patched and deleted over SCIM."""
-    bridge = make_bridge()
-    ids = []
-    for n in range(3):
-        created = bridge.scim.post("/Users", entra_user(f"user{n}@contoso.com"))
-        assert created.status_code == 201, created.get_json()
-        ids.append(created.get_json()["id"])
-    patch = [{"op": "replace", "path": "displayName", "value": "Renamed"}]
-    assert bridge.scim.patch(f"/Users/{ids[0]}", patch).status_code == 200
-    assert bridge.scim.delete(f"/Users/{ids[1]}").status_code == 204
-    db = bridge.bridge.db
-    assert len(chain(db)) >= 8
-    assert audit_verify.verify(db).intact
-    return db
 
 
 def chain(db: Database) -> list[dict[str, Any]]:
@@ -68,6 +38,19 @@ def tamper(db: Database, *statements: Executable) -> None:
     with db.engine.begin() as connection:
         for statement in statements:
             connection.execute(statement)
+
+
+def swap(db: Database, first: dict[str, Any], second: dict[str, Any], names: list[str]) -> None:
+    """Exchange the ``names`` columns of two events, as someone with the table could."""
+    tamper(
+        db,
+        update(audit_events)
+        .where(audit_events.c.id == first["id"])
+        .values({name: second[name] for name in names}),
+        update(audit_events)
+        .where(audit_events.c.id == second["id"])
+        .values({name: first[name] for name in names}),
+    )
 
 
 def at_seq(seq: int) -> Any:
@@ -185,33 +168,15 @@ def test_an_event_moved_before_the_first_is_reported(trail: Database) -> None:
 
 def test_events_whose_rows_were_swapped_are_reported_reordered(trail: Database) -> None:
     rows = chain(trail)
-    moved = [name for name in rows[0] if name not in {"id", "seq"}]
     first, second = rows[2], rows[4]
-    tamper(
-        trail,
-        update(audit_events)
-        .where(audit_events.c.id == first["id"])
-        .values({name: second[name] for name in moved}),
-        update(audit_events)
-        .where(audit_events.c.id == second["id"])
-        .values({name: first[name] for name in moved}),
-    )
+    swap(trail, first, second, [name for name in rows[0] if name not in {"id", "seq"}])
     assert found(trail) == [("reordered", 3, first["id"]), ("reordered", 5, second["id"])]
 
 
 def test_swapped_contents_alone_read_as_two_edits(trail: Database) -> None:
     rows = chain(trail)
-    moved = ["at", "action", "target", "detail"]
     first, second = rows[2], rows[3]
-    tamper(
-        trail,
-        update(audit_events)
-        .where(audit_events.c.id == first["id"])
-        .values({name: second[name] for name in moved}),
-        update(audit_events)
-        .where(audit_events.c.id == second["id"])
-        .values({name: first[name] for name in moved}),
-    )
+    swap(trail, first, second, ["at", "action", "target", "detail"])
     assert found(trail) == [("edited", 3, first["id"]), ("edited", 4, second["id"])]
 
 

@@ -7,7 +7,6 @@ so an expectation written here cannot drift from scim2-models' reading.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -36,7 +35,6 @@ from sqlalchemy import select
 from scim_bridge.scim.models import ENTERPRISE_USER_URN
 from scim_bridge.scim.models import ENTRA_POLICY
 from scim_bridge.scim.models import UserResource
-from scim_bridge.store import migrate
 from scim_bridge.store.db import Database
 from scim_bridge.store.filters import SQLITE_FUNCTIONS
 from scim_bridge.store.filters import FilterSql
@@ -49,14 +47,6 @@ USER_TYPE = ResourceType.from_resource(UserResource)
 GROUP_TYPE = ResourceType.from_resource(Group)
 USER_SEARCH = parametrize(SearchRequest, UserResource)
 GROUP_SEARCH = parametrize(SearchRequest, Group)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import update
 
 from scim_bridge import clock
 from scim_bridge.store import jobs as job_module
-from scim_bridge.store import migrate
 from scim_bridge.store.db import Database
 from scim_bridge.store.jobs import JobQueue
 from scim_bridge.store.schema import jobs
-
-
-@pytest.fixture
-def db(database_url: str) -> Any:
-    database = Database(database_url)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 def enqueue(db: Database, entity: str = "u1") -> str:
