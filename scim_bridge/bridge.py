@@ -20,6 +20,7 @@ from scim_bridge.gitlab.client import GitLab
 from scim_bridge.gitlab.planned import PlannedGitLab
 from scim_bridge.gitlab.types import CallRecord
 from scim_bridge.guards import RateLimiter
+from scim_bridge.metrics import gitlab_calls
 from scim_bridge.provisioning.memberships import GITLAB_GROUP_JOB
 from scim_bridge.provisioning.memberships import GitLabGroupReconciler
 from scim_bridge.provisioning.memberships import ScimGroupReconciler
@@ -106,9 +107,6 @@ class Bridge:
     # -- GitLab -----------------------------------------------------------------
 
     def _on_gitlab_call(self, call: CallRecord) -> None:
-        # Imported here so that this hook stays the bridge's one point of contact with metrics.
-        from scim_bridge.metrics import gitlab_calls
-
         gitlab_calls.record(call)  # first: counted even when the audit write below fails
         self.audit(
             "gitlab.planned" if call.planned else "gitlab.call",

@@ -11,6 +11,7 @@ from prometheus_client import multiprocess
 
 from scim_bridge import gunicorn_logs
 from scim_bridge import logs
+from scim_bridge.metrics import exposition
 
 bind = os.environ.get("SCIM_BRIDGE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("SCIM_BRIDGE_SERVER_WORKERS", "2"))
@@ -40,5 +41,5 @@ def post_fork(server: object, worker: object) -> None:
 
 def child_exit(server: object, worker: Any) -> None:
     """A dead worker's live gauges must not be reported (its counters still count)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if exposition.multiprocess_dir():
         multiprocess.mark_process_dead(worker.pid)
