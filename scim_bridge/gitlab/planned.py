@@ -52,6 +52,14 @@ class PlannedUserManager:
         self._p.plan("GET", "/users", {"search": email})
         return None
 
+    def is_human(self, username: str) -> bool:
+        self._p.plan("GET", "/users", {"username": username, "humans": "true"})
+        return True
+
+    def admins(self) -> list[GitLabUser]:
+        self._p.plan("GET", "/users", {"admins": "true"})
+        return []
+
     def create(
         self,
         *,

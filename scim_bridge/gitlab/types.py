@@ -21,6 +21,9 @@ class GitLabUser:
     state: str
     is_admin: bool
     identities: tuple[Identity, ...] = ()
+    # `bot`: token bots, service accounts and internal bots (gitlab.md §1.8); never a person.
+    bot: bool = False
+    created_at: str | None = None
 
     def identity(self, provider: str) -> Identity | None:
         """The user's identity for an OmniAuth provider (GitLab keeps at most one per provider)."""
@@ -40,6 +43,8 @@ class GitLabUser:
                 Identity(provider=str(i["provider"]), extern_uid=str(i["extern_uid"]))
                 for i in data.get("identities") or ()
             ),
+            bot=bool(data.get("bot", False)),
+            created_at=str(data["created_at"]) if data.get("created_at") else None,
         )
 
 

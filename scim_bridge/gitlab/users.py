@@ -46,6 +46,18 @@ class UserManager:
             None,
         )
 
+    def is_human(self, username: str) -> bool:
+        """Whether GitLab counts the account as a person: `GET /users?username=&humans=true`.
+
+        `humans` leaves out bots, service accounts and internal users such as the ghost user or
+        the support bot, which GitLab does not mark with `bot` (gitlab.md §1.8).
+        """
+        return self._first({"username": username, "humans": "true"}) is not None
+
+    def admins(self) -> list[GitLabUser]:
+        """Every administrator: `GET /users?admins=true` (all pages)."""
+        return [GitLabUser.from_api(row) for row in self._list({"admins": "true"})]
+
     # -- writes ----------------------------------------------------------------------------
 
     def create(

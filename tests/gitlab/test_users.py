@@ -214,3 +214,34 @@ def test_each_thread_gets_its_own_session(client: GitLab, double: GitLabDouble) 
     assert errors == []
     assert len({id(s) for s in sessions}) == 8
     assert len(double.calls("POST", "/api/v4/users")) == 8
+
+
+@pytest.mark.parametrize(
+    ("user_type", "bot", "human"),
+    [
+        ("human", False, True),
+        ("project_bot", True, False),
+        ("service_account", True, False),
+        ("support_bot", True, False),
+        ("ghost", False, False),  # internal, yet GitLab does not mark it as a bot
+    ],
+)
+def test_people_are_told_from_bots_and_internal_users(
+    client: GitLab, double: GitLabDouble, user_type: str, bot: bool, human: bool
+) -> None:
+    double.add_user("someone", "someone@example.com", user_type=user_type)
+    found = client.users.find_by_username("someone")
+    assert found is not None and found.bot is bot
+    assert client.users.is_human("someone") is human
+    (call,) = [c for c in double.calls("GET", "/api/v4/users") if "humans" in c.query]
+    assert call.query["humans"] == "true" and call.query["username"] == "someone"
+
+
+def test_admins_lists_every_administrator_across_pages(
+    client: GitLab, double: GitLabDouble
+) -> None:
+    for index in range(120):
+        double.add_user(f"user{index}", f"user{index}@example.com", is_admin=index % 3 == 0)
+    admins = client.users.admins()
+    assert {a.username for a in admins} == {"root"} | {f"user{i}" for i in range(0, 120, 3)}
+    assert all(a.is_admin for a in admins)

@@ -21,6 +21,8 @@ def user_basic(user: UserRecord, base_url: str) -> dict[str, Any]:
         "locked": False,
         "avatar_url": None,
         "web_url": f"{base_url}/{user.username}",
+        # GitLab exposes `bot` on its user entities; `user_type` itself is not exposed.
+        "bot": user.bot,
     }
 
 
@@ -34,7 +36,6 @@ def user_with_admin(user: UserRecord, base_url: str) -> dict[str, Any]:
         "public_email": None,
         "organization": "",
         "job_title": "",
-        "bot": False,
         "last_sign_in_at": None,
         "confirmed_at": user.confirmed_at,
         "last_activity_on": user.last_activity_on.isoformat() if user.last_activity_on else None,

@@ -14,6 +14,39 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+# GL:app/models/concerns/has_user_type.rb: which user types are bots, and which are internal.
+BOT_USER_TYPES = frozenset(
+    {
+        "alert_bot",
+        "project_bot",
+        "support_bot",
+        "visual_review_bot",
+        "migration_bot",
+        "security_bot",
+        "automation_bot",
+        "security_policy_bot",
+        "admin_bot",
+        "service_account",
+        "llm_bot",
+    }
+)
+INTERNAL_USER_TYPES = frozenset(
+    {
+        "ghost",
+        "alert_bot",
+        "support_bot",
+        "visual_review_bot",
+        "migration_bot",
+        "security_bot",
+        "automation_bot",
+        "security_policy_bot",
+        "admin_bot",
+        "llm_bot",
+    }
+)
+USER_TYPES = frozenset({"human", *BOT_USER_TYPES, *INTERNAL_USER_TYPES})
+
+
 @dataclass
 class IdentityRecord:
     provider: str
@@ -49,11 +82,24 @@ class UserRecord:
     password_automatically_set: bool = False
     reset_password_sent: bool = False
     note: str | None = None
+    # GitLab's `user_type`: "human", or an internal/bot kind (gitlab.md §1.8).
+    user_type: str = "human"
+
+    @property
+    def bot(self) -> bool:
+        """The entity's `bot`: every bot type (token bots, service accounts, internal bots)."""
+        return self.user_type in BOT_USER_TYPES
+
+    @property
+    def internal(self) -> bool:
+        """`User.internal`: ghost and the internal bots (left out by `exclude_internal`)."""
+        return self.user_type in INTERNAL_USER_TYPES
 
     def to_dict(self) -> dict[str, Any]:
         """A test-facing snapshot (not an API entity): every field plus `confirmed`."""
         data = dataclasses.asdict(self)
         data["confirmed"] = self.confirmed_at is not None
+        data["bot"] = self.bot
         return data
 
 

@@ -172,8 +172,12 @@ class GitLabDouble:
         identities: Iterable[dict[str, str] | tuple[str, str]] = (),
         emails: Iterable[str] = (),
         last_activity_on: dt.date | None = None,
+        user_type: str = "human",
     ) -> dict[str, Any]:
-        """A confirmed user, without API validation; `emails` are confirmed secondaries."""
+        """A confirmed user, without API validation; `emails` are confirmed secondaries.
+
+        `user_type` makes a bot or internal user (`project_bot`, `service_account`, `ghost`, ...).
+        """
         with self.state.lock:
             user = self.state.seed_user(
                 username,
@@ -184,6 +188,7 @@ class GitLabDouble:
                 identities=identities,
                 emails=emails,
                 last_activity_on=last_activity_on,
+                user_type=user_type,
             )
             return user.to_dict()
 
@@ -215,6 +220,11 @@ class GitLabDouble:
             raise ValueError(f"unknown state {state!r}")
         with self.state.lock:
             self.state.users[user_id].state = state
+
+    def rename_user(self, user_id: int, username: str) -> None:
+        """Change a username behind the API's back (as an admin would in the UI)."""
+        with self.state.lock:
+            self.state.users[user_id].username = username
 
     def set_last_activity_on(self, user_id: int, day: dt.date | None) -> None:
         with self.state.lock:

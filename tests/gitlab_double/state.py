@@ -17,6 +17,7 @@ from tests.gitlab_double.records import GroupRecord
 from tests.gitlab_double.records import IdentityRecord
 from tests.gitlab_double.records import MailRecord
 from tests.gitlab_double.records import MemberRecord
+from tests.gitlab_double.records import USER_TYPES
 from tests.gitlab_double.records import TokenRecord
 from tests.gitlab_double.records import UserRecord
 from tests.gitlab_double.records import now_iso
@@ -123,10 +124,13 @@ class State:
         identities: Iterable[dict[str, str] | tuple[str, str]] = (),
         emails: Iterable[str] = (),
         last_activity_on: dt.date | None = None,
+        user_type: str = "human",
     ) -> UserRecord:
         """A confirmed user, created without validation (tests set up what they need)."""
         if state not in USER_STATES:
             raise ValueError(f"unknown state {state!r}")
+        if user_type not in USER_TYPES:
+            raise ValueError(f"unknown user type {user_type!r}")
         user = UserRecord(
             id=self.next_user_id(),
             username=username,
@@ -136,6 +140,7 @@ class State:
             is_admin=is_admin,
             confirmed_at=now_iso(),
             last_activity_on=last_activity_on,
+            user_type=user_type,
         )
         for identity in identities:
             provider, extern_uid = (

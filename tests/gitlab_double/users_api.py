@@ -31,6 +31,7 @@ from tests.gitlab_double.validation import namespace_path_errors
 
 PASSWORD_KEYS = ("password", "reset_password", "force_random_password")
 MIN_PASSWORD = 8
+MAX_NAME_LENGTH = 255
 NOT_OWN_SECONDARY = "must be an already-added secondary email of the user"
 SORT_KEYS = {
     "id": lambda u: u.id,
@@ -76,6 +77,7 @@ def create_user(state: State, call: Call) -> Reply:
     errors: dict[str, list[str]] = {}
     _check_email(state, email, errors)
     _check_username(state, username, errors)
+    _check_name(name, errors)
     if not random_password:
         _check_password(p.get("password"), errors)
     if present(p, "extern_uid") and state.identity_owner(str(p["provider"]), str(p["extern_uid"])):
@@ -133,6 +135,8 @@ def update_user(state: State, call: Call, user_id: str) -> Reply:
         _check_username(state, username, errors, exclude=user)
     if "name" in p and not present(p, "name"):
         errors["name"] = ["can't be blank"]
+    elif present(p, "name"):
+        _check_name(str(p["name"]), errors)
     secondary = None
     if email and email.lower() != user.email.lower():
         secondary = next((e for e in user.emails if e.email.lower() == email.lower()), None)
@@ -206,6 +210,15 @@ def list_users(state: State, call: Call) -> Reply:
         users = [u for u in users if u.state in ("blocked", "ldap_blocked")]
     if to_bool(p.get("external", False)):
         users = [u for u in users if u.external]
+    if to_bool(p.get("humans", False)):
+        users = [u for u in users if u.user_type == "human"]
+    if to_bool(p.get("exclude_internal", False)):
+        users = [u for u in users if not u.internal]
+    if to_bool(p.get("without_project_bots", False)):
+        users = [u for u in users if u.user_type != "project_bot"]
+    if to_bool(p.get("admins", False)):
+        call.caller.require_admin()
+        users = [u for u in users if u.is_admin]
     key = SORT_KEYS.get(str(p.get("order_by", "id")), SORT_KEYS["id"])
     users.sort(key=key, reverse=str(p.get("sort", "desc")) != "asc")
     return paginate(call, users, lambda u: render_user(call, u))
@@ -283,6 +296,14 @@ def _check_username(
         found.append("has already been taken")
     if found:
         errors.setdefault("username", []).extend(found)
+
+
+def _check_name(name: str, errors: dict[str, list[str]]) -> None:
+    """`validates :name, presence: true, length: { maximum: 255 }` (GL:app/models/user.rb)."""
+    if len(name) > MAX_NAME_LENGTH:
+        errors.setdefault("name", []).append(
+            f"is too long (maximum is {MAX_NAME_LENGTH} characters)"
+        )
 
 
 def _check_password(password: Any, errors: dict[str, list[str]]) -> None:
