@@ -8,6 +8,7 @@ The names are part of the operator interface in DESIGN.md: extend them, never re
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 import re
@@ -44,6 +45,16 @@ class SettingsError(ValueError):
 class _Section(Schema):
     class Meta:
         unknown = RAISE
+
+
+def _ip_network(value: str) -> None:
+    """An address or a CIDR block: ``10.0.0.5``, ``172.18.0.0/16``, ``::1``."""
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValidationError(
+            f"{value!r} is not an IP address or CIDR block (e.g. 10.0.0.5 or 172.18.0.0/16)"
+        ) from None
 
 
 class DatabaseSchema(_Section):
@@ -103,6 +114,16 @@ class ServerSchema(_Section):
     # (docker-compose's nginx), 1: the caller's address then reaches the audit trail and the
     # rate limits. 0 ignores the headers, so a caller cannot claim another address.
     proxy_hops = fields.Integer(load_default=0, validate=validate.Range(min=0, max=5))
+    # The proxies whose X-Forwarded-* headers are believed: addresses or CIDRs. From any other
+    # peer the headers are ignored, so a caller cannot claim another address or scheme.
+    trusted_proxies = fields.List(fields.String(validate=_ip_network), load_default=list)
+    # X-Forwarded-Host/-Port name the host a token must be for; believed only when asked to.
+    trust_forwarded_host = fields.Boolean(load_default=False)
+    # Connections one address may have in service at once, per process; the rest wait unread, so
+    # one address cannot take every thread. Trusted proxies are exempt (limit at the proxy).
+    max_connections_per_address = fields.Integer(
+        load_default=16, validate=validate.Range(min=1, max=10_000)
+    )
 
 
 class AccessLevel(fields.Field):
@@ -189,6 +210,11 @@ class AuthSchema(_Section):
     client_secret_days = fields.Integer(load_default=365, validate=validate.Range(min=1, max=1095))
     # Every failed authentication takes at least this long, whatever was wrong (no timing oracle).
     failure_floor_ms = fields.Integer(load_default=200, validate=validate.Range(min=0, max=5000))
+    # Failed authentications allowed per address and minute (a bucket of this size); beyond it the
+    # address gets 429. Valid credentials are never counted nor refused by it.
+    failures_per_minute = fields.Integer(
+        load_default=60, validate=validate.Range(min=1, max=100_000)
+    )
     # The public base URL (``https://scim.example.com``) when a proxy rewrites the host; it names
     # the issuer and audience of access tokens. By default, the URL the request came in on.
     public_url = fields.String(
@@ -203,6 +229,8 @@ class EntraAuthSchema(_Section):
     """``[auth.entra]``: Entra-issued JWTs (blank Secret Token, entra.md §3.2); off without tenants."""
 
     tenant_ids = fields.List(fields.String(validate=_not_blank_id), load_default=list)
+    # The calling applications (the token's appid/azp) accepted; none accepted without it.
+    app_ids = fields.List(fields.String(validate=_not_blank_id), load_default=list)
     audiences = fields.List(
         fields.String(validate=_not_blank_id), load_default=lambda: [ENTRA_NON_GALLERY_AUDIENCE]
     )
@@ -276,11 +304,15 @@ class ServerSettings:
     rate_limit_per_second: float = 100.0
     rate_limit_burst: int = 200
     proxy_hops: int = 0
+    trusted_proxies: tuple[str, ...] = ()
+    trust_forwarded_host: bool = False
+    max_connections_per_address: int = 16
 
 
 @dataclass(frozen=True)
 class EntraAuthSettings:
     tenant_ids: tuple[str, ...] = ()
+    app_ids: tuple[str, ...] = ()
     audiences: tuple[str, ...] = (ENTRA_NON_GALLERY_AUDIENCE,)
     jwks_url: str = ENTRA_JWKS_URL
     leeway_seconds: int = 60
@@ -298,6 +330,7 @@ class AuthSettings:
     access_token_minutes: int = 60
     client_secret_days: int = 365
     failure_floor_ms: int = 200
+    failures_per_minute: int = 60
     public_url: str | None = None
     oauth_scopes: tuple[str, ...] = ("scim",)
     entra: EntraAuthSettings = field(default_factory=EntraAuthSettings)
@@ -510,7 +543,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         gitlab=_gitlab_settings(loaded["gitlab"], environ),
         users=_users_settings(loaded["users"]),
         reconcile=ReconcileSettings(**loaded["reconcile"]),
-        server=ServerSettings(**loaded["server"]),
+        server=_server_settings(loaded["server"]),
         groups=_groups_settings(loaded["groups"]),
         auth=_auth_settings(loaded["auth"], loaded["auth.entra"]),
         audit=AuditSettings(**loaded["audit"]),
@@ -554,10 +587,12 @@ def _auth_settings(auth: dict[str, Any], entra: dict[str, Any]) -> AuthSettings:
         access_token_minutes=auth["access_token_minutes"],
         client_secret_days=auth["client_secret_days"],
         failure_floor_ms=auth["failure_floor_ms"],
+        failures_per_minute=auth["failures_per_minute"],
         public_url=public_url,
         oauth_scopes=tuple(auth["oauth_scopes"]),
         entra=EntraAuthSettings(
             tenant_ids=tuple(entra["tenant_ids"]),
+            app_ids=tuple(entra["app_ids"]),
             audiences=tuple(entra["audiences"]),
             jwks_url=entra["jwks_url"],
             leeway_seconds=entra["leeway_seconds"],
@@ -565,6 +600,17 @@ def _auth_settings(auth: dict[str, Any], entra: dict[str, Any]) -> AuthSettings:
             jwks_cache_seconds=entra["jwks_cache_seconds"],
         ),
     )
+
+
+def _server_settings(server: dict[str, Any]) -> ServerSettings:
+    values = dict(server)
+    values["trusted_proxies"] = tuple(item.strip() for item in server["trusted_proxies"])
+    if values["proxy_hops"] and not values["trusted_proxies"]:
+        raise SettingsError(
+            f"[server] proxy_hops = {values['proxy_hops']} needs [server] trusted_proxies: the "
+            "addresses (or CIDR blocks) of those proxies, whose X-Forwarded-* headers are believed"
+        )
+    return ServerSettings(**values)
 
 
 def _users_settings(users: dict[str, Any]) -> UsersSettings:

@@ -47,8 +47,8 @@ def test_invalid_settings_stop_the_command_with_the_key(env: dict[str, str]) -> 
 
 
 def test_db_commands_and_jobs_listing(env: dict[str, str]) -> None:
-    assert "needs: 0003" in run(env, "db", "current").stdout
-    assert "revision 0003" in run(env, "db", "upgrade").stdout
+    assert "needs: 0004" in run(env, "db", "current").stdout
+    assert "revision 0004" in run(env, "db", "upgrade").stdout
     assert "no pending or parked jobs" in run(env, "jobs").stdout
     assert "0 job(s)" in run(env, "jobs", "retry", "--all").stdout
 

@@ -49,9 +49,37 @@ user_links = Table(
     Column("gitlab_username", Text, nullable=True),
     # The SCIM userName the GitLab username was derived from: a rename happens only when it changes.
     Column("source_user_name", Text, nullable=True),
-    Column("origin", String(16), nullable=True),  # created | adopted
+    # How the link was made (DESIGN.md, Ownership): created | adopted | operator.
+    Column("origin", String(16), nullable=True),
     Column("retired_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Set before the bridge asks GitLab for a new account: an account found later whose creation
+    # answer was lost (a crash, a timeout) is still known as the bridge's own.
+    Column("create_started_at", DateTime(timezone=True), nullable=True),
+)
+
+# Operator links (``scim-bridge users link``) made before Entra provisioned the user: the user's
+# first provisioning takes the link instead of looking for an account.
+pending_links = Table(
+    "pending_links",
+    metadata,
+    Column("user_name_key", Text, primary_key=True),  # the SCIM userName, folded
+    Column("user_name", Text, nullable=False),
+    Column("gitlab_user_id", Integer, nullable=False),
+    Column("gitlab_username", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# GitLab accounts the bridge never writes to, by id (DESIGN.md, Ownership): administrators, and
+# ``[users] protected_usernames`` resolved once, so a rename cannot move the protection.
+protected_accounts = Table(
+    "protected_accounts",
+    metadata,
+    Column("gitlab_user_id", Integer, primary_key=True),
+    Column("reason", String(32), primary_key=True),  # admin | protected_usernames
+    Column("name", Text, nullable=True),  # the configured name it was resolved from
+    Column("username", Text, nullable=False),  # the account's username when resolved
+    Column("resolved_at", DateTime(timezone=True), nullable=False),
 )
 
 jobs = Table(
@@ -72,6 +100,10 @@ jobs = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Who caused the work (the newest enqueuer), so the events the worker writes name them.
+    Column("actor", Text, nullable=True),
+    Column("request_id", String(128), nullable=True),
+    Column("source", Text, nullable=True),
 )
 
 audit_events = Table(

@@ -47,3 +47,66 @@ def test_sqlite_runs_in_wal_mode(tmp_path) -> None:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
     db.dispose()
+
+
+def test_0004_turns_links_the_bridge_found_into_adopted_ones(database_url: str) -> None:
+    """Links made before the ownership rules: only "created" keeps its power to delete."""
+    from alembic import command
+
+    db = Database(database_url)
+    config = migrate._config()
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+    rows = [("a", 11, "found"), ("b", 12, "created"), ("c", 13, "adopted"), ("d", 14, None)]
+    with db.engine.begin() as connection:
+        for user_id, gitlab_id, origin in rows:
+            connection.execute(
+                text(
+                    "INSERT INTO user_links (user_id, gitlab_user_id, origin, updated_at) "
+                    "VALUES (:u, :g, :o, CURRENT_TIMESTAMP)"
+                ),
+                {"u": user_id, "g": gitlab_id, "o": origin},
+            )
+    migrate.upgrade(db)
+    with db.engine.connect() as connection:
+        found = dict(connection.execute(text("SELECT user_id, origin FROM user_links")).all())
+        columns = {c["name"] for c in inspect(connection).get_columns("jobs")}
+    assert found == {"a": "adopted", "b": "created", "c": "adopted", "d": "adopted"}
+    assert {"actor", "request_id", "source"} <= columns
+    db.dispose()
+
+
+def test_0004_scrubs_passwords_an_earlier_version_stored(database_url: str) -> None:
+    import json
+
+    from alembic import command
+
+    db = Database(database_url)
+    config = migrate._config()
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+    data = {
+        "userName": "jane@contoso.com",
+        "urn:ietf:params:scim:schemas:core:2.0:User:password": "hunter2-secret",
+        "urn:ietf:params:scim:schemas:core:2.0:User": {"Password": "hunter2-secret", "x": 1},
+        "emails": [{"value": "jane@contoso.com"}],
+    }
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, user_name, user_name_key, data, created, last_modified, "
+                "version) VALUES ('u1', 'jane@contoso.com', 'jane@contoso.com', :data, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
+            ),
+            {"data": json.dumps(data)},
+        )
+    migrate.upgrade(db)
+    with db.engine.connect() as connection:
+        stored = connection.execute(text("SELECT data FROM users WHERE id = 'u1'")).scalar()
+    stored = json.loads(stored) if isinstance(stored, str) else stored
+    assert "hunter2-secret" not in json.dumps(stored)
+    assert stored["urn:ietf:params:scim:schemas:core:2.0:User"] == {"x": 1}
+    assert stored["emails"] == [{"value": "jane@contoso.com"}]
+    db.dispose()
