@@ -24,6 +24,12 @@ from scim_bridge.metrics import gitlab_calls
 from scim_bridge.provisioning.memberships import GITLAB_GROUP_JOB
 from scim_bridge.provisioning.memberships import GitLabGroupReconciler
 from scim_bridge.provisioning.memberships import ScimGroupReconciler
+from scim_bridge.provisioning.operator_links import OperatorLinks
+from scim_bridge.provisioning.ownership import ADMIN_REASON
+from scim_bridge.provisioning.ownership import PROTECTED_REASON
+from scim_bridge.provisioning.pacing import SlidingWindow
+from scim_bridge.provisioning.protection import Protector
+from scim_bridge.provisioning.protection import Resolution
 from scim_bridge.provisioning.reconciler import Rejected
 from scim_bridge.provisioning.reconciler import UserReconciler
 from scim_bridge.provisioning.rules import GroupMapper
@@ -48,6 +54,8 @@ from scim_bridge.store.jobs import JobQueue
 from scim_bridge.store.links import LinkStore
 from scim_bridge.store.memberships import GROUP_JOB
 from scim_bridge.store.migrate import ensure_schema
+from scim_bridge.store.protection import ADMIN
+from scim_bridge.store.protection import ProtectedAccounts
 from scim_bridge.store.resources import ScimStore
 from scim_bridge.store.schema import bridge_state
 from scim_bridge.store.schema import groups as groups_table
@@ -88,6 +96,10 @@ class Bridge:
     @cached_property
     def links(self) -> LinkStore:
         return LinkStore(self.db)
+
+    @cached_property
+    def protected(self) -> ProtectedAccounts:
+        return ProtectedAccounts(self.db)
 
     @cached_property
     def queue(self) -> JobQueue:
@@ -137,6 +149,39 @@ class Bridge:
     # -- Provisioning -------------------------------------------------------------
 
     @cached_property
+    def protector(self) -> Protector:
+        """Administrators and protected usernames as GitLab ids (DESIGN.md, Ownership)."""
+        return Protector(
+            self.gitlab,
+            self.protected,
+            self.settings.users.protected_usernames,
+            on_resolved=self._on_protection_resolved,
+        )
+
+    def _on_protection_resolved(self, resolution: Resolution) -> None:
+        """Links to protected accounts become operator links: the bridge stops writing them."""
+        with self.db.transaction(write=True):
+            protected = {a.gitlab_user_id: a for a in resolution.accounts}
+            for link in self.links.to_operator(protected):
+                account = protected[link.gitlab_user_id or 0]
+                reason = ADMIN_REASON if account.reason == ADMIN else PROTECTED_REASON
+                audit.record(
+                    "user.link.operator",
+                    link.user_id,
+                    {
+                        "gitlab_user_id": account.gitlab_user_id,
+                        "account": account.username,
+                        "reason": reason,
+                    },
+                )
+        for name in resolution.missing:
+            log.info("protected username %r: no GitLab account has it (yet)", name)
+
+    @cached_property
+    def operator_links(self) -> OperatorLinks:
+        return OperatorLinks(self.db, self.gitlab, self.links, self.protector)
+
+    @cached_property
     def runner(self) -> JobRunner:
         users = UserReconciler(
             self.gitlab,
@@ -145,6 +190,7 @@ class Bridge:
             self.settings.users,
             self.settings.gitlab,
             self.audit,
+            self.protector,
             on_linked=self._note_linked,
         )
         scim_groups = ScimGroupReconciler(
@@ -156,7 +202,7 @@ class Bridge:
             self.gitlab,
             scim_groups.creator,
             self.audit,
-            deletions=RateLimiter(per_minute / 60, per_minute) if per_minute else None,
+            deletions=SlidingWindow(per_minute, 60.0) if per_minute else None,
         )
         reconcilers = {USER_JOB: users, GROUP_JOB: scim_groups, GITLAB_GROUP_JOB: gitlab_groups}
         return JobRunner(self.queue, reconcilers, self.settings.reconcile, self.audit)

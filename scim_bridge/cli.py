@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import getpass
 import io
 import json
 import logging
@@ -22,6 +23,7 @@ from typing import TypeVar
 import click
 
 from scim_bridge import __version__
+from scim_bridge import context
 from scim_bridge import logs
 from scim_bridge.auth.clients import ClientError
 from scim_bridge.auth.tokens import TokenError
@@ -29,6 +31,7 @@ from scim_bridge.bridge import Bridge
 from scim_bridge.provisioning.drift import Drift
 from scim_bridge.provisioning.drift import DriftFinder
 from scim_bridge.provisioning.drift import queue_repairs
+from scim_bridge.provisioning.operator_links import OperatorLinkError
 from scim_bridge.provisioning.reconciler import Rejected
 from scim_bridge.provisioning.reconciler import Retry
 from scim_bridge.settings import Settings
@@ -70,7 +73,7 @@ def _friendly(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except (SettingsError, SchemaError, TokenError, ClientError) as error:
+        except (SettingsError, SchemaError, TokenError, ClientError, OperatorLinkError) as error:
             _fail(str(error))
 
     return wrapper  # type: ignore[return-value]
@@ -179,9 +182,16 @@ def _supervise(commands: list[list[str]], env: dict[str, str] | None = None) -> 
 def worker() -> None:
     """Run the background worker alone: retries what inline reconciliation left."""
     bridge = _bridge()
+    log = logging.getLogger(__name__)
     revisited = bridge.revisit_groups_if_rules_changed()
     if revisited:
-        logging.getLogger(__name__).info("group rules changed: %d group(s) queued", revisited)
+        log.info("group rules changed: %d group(s) queued", revisited)
+    if not bridge.gitlab.dry_run:
+        try:
+            resolved = bridge.protector.refresh()
+            log.info("protected GitLab accounts resolved: %d", len(resolved.accounts))
+        except Exception as error:  # GitLab down: the first reconcile resolves them
+            log.warning("cannot resolve the protected GitLab accounts yet: %s", error)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -197,7 +207,9 @@ def reconcile(apply_: bool) -> None:
     if bridge.settings.gitlab.planned_only:
         click.echo("GitLab is not configured (dry-run): there is nothing to compare")
         return
-    finder = DriftFinder(bridge.db, bridge.gitlab, bridge.links, bridge.settings.users)
+    finder = DriftFinder(
+        bridge.db, bridge.gitlab, bridge.links, bridge.settings.users, bridge.protector
+    )
     drifts = _find_drift(finder)
     _print_drift(drifts)
     if not drifts:
@@ -379,6 +391,114 @@ def clients_list() -> None:
                 f"{_when(secret.created_at)}, expires {_when(secret.expires_at)}, last used "
                 f"{_when(secret.last_used_at)}"
             )
+
+
+# -- users ----------------------------------------------------------------------------
+
+
+def _operator() -> context.RequestContext:
+    """Who runs a command that changes links, for the audit trail."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # no user name in a bare container
+        name = "unknown"
+    return context.RequestContext(actor=f"cli:{name}", source="cli")
+
+
+@main.group()
+def users() -> None:
+    """Links between SCIM users and GitLab accounts, and how each was made."""
+
+
+@users.command("link")
+@click.argument("scim_user_name")
+@click.argument("gitlab_username")
+@_friendly
+def users_link(scim_user_name: str, gitlab_username: str) -> None:
+    """Link a SCIM user to an existing GitLab account by hand (an operator link).
+
+    For an administrator or a protected person who is also provisioned from Entra: the group
+    rules then manage the account's memberships, but the bridge never writes its username,
+    email, identity or state.
+    """
+    bridge = _bridge()
+    with context.bound(_operator()):
+        link, protected, keys = bridge.operator_links.link(scim_user_name, gitlab_username)
+        account = f"GitLab account {link.gitlab_username} (id {link.gitlab_user_id})"
+        if not link.user_id:
+            click.echo(
+                f"{scim_user_name} is not provisioned yet: when Entra provisions it, it is linked "
+                f"to {account} as an operator link"
+            )
+        else:
+            click.echo(
+                f"linked {scim_user_name} to {account} as an operator link"
+                + (f"; the account is {protected}" if protected else "")
+            )
+        click.echo("the bridge manages its group memberships and never writes the account itself")
+        _run_now(bridge, keys)
+
+
+@users.command("unlink")
+@click.argument("scim_user_name")
+@_friendly
+def users_unlink(scim_user_name: str) -> None:
+    """Forget a SCIM user's link; GitLab keeps the account and its memberships as they are."""
+    bridge = _bridge()
+    with context.bound(_operator()):
+        link = bridge.operator_links.unlink(scim_user_name)
+    if not link.user_id:
+        click.echo(f"{scim_user_name} will not be linked to {link.gitlab_username}")
+        return
+    click.echo(
+        f"unlinked {scim_user_name} from GitLab account {link.gitlab_username} "
+        f"(id {link.gitlab_user_id}, {link.origin}); its memberships are no longer managed"
+    )
+
+
+@users.command("list")
+@_friendly
+def users_list() -> None:
+    """Every link: the SCIM user, the GitLab account, how the link was made, its protection."""
+    rows = _bridge().operator_links.rows()
+    if not rows:
+        click.echo("no links")
+        return
+    _table(
+        ["SCIM USER", "GITLAB ACCOUNT", "ID", "ORIGIN", "PROTECTION", "STATE"],
+        [
+            [
+                row.user_name,
+                row.gitlab_username,
+                str(row.gitlab_user_id),
+                row.origin,
+                row.protection,
+                row.state,
+            ]
+            for row in rows
+        ],
+    )
+
+
+def _run_now(bridge: Bridge, keys: list[str]) -> None:
+    """Run the jobs a command queued, so its effect shows at once; the worker finishes the rest."""
+    if not keys or bridge.gitlab.dry_run:
+        return
+    try:
+        bridge.runner.run_inline(keys, REPAIR_SECONDS)
+    except Rejected as rejection:
+        click.echo(f"GitLab refused: {rejection.detail}")
+    waiting = [job.key for job in bridge.queue.list() if job.key in keys]
+    if waiting:
+        click.echo(f"waiting for GitLab (see `scim-bridge jobs`): {', '.join(waiting)}")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
+    for line in [header, *rows]:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
 
 
 def _when(value: Any) -> str:

@@ -41,6 +41,8 @@ def run_all(bridge: Bridge) -> list[Finding]:
         settings.groups,
         # Not `bridge.gitlab`: its calls are audited, and a pre-flight check writes nothing.
         lambda: GitLab(config.url or "", config.token or "", timeout=config.timeout_seconds),
+        protected_usernames=settings.users.protected_usernames,
+        links=bridge.links.all if database_ready(database) else None,
     )
     return findings
 

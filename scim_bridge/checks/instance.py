@@ -23,9 +23,12 @@ from scim_bridge.gitlab.errors import GitLabError
 from scim_bridge.gitlab.errors import NotFoundError
 from scim_bridge.gitlab.errors import TransientError
 from scim_bridge.gitlab.types import GitLabGroup
+from scim_bridge.provisioning.protection import resolve
 from scim_bridge.settings import GitLabSettings
 from scim_bridge.settings import GroupRule
 from scim_bridge.settings import GroupsSettings
+from scim_bridge.store.links import OPERATOR
+from scim_bridge.store.links import UserLink
 
 T = TypeVar("T")
 
@@ -44,11 +47,18 @@ PLANNER_SINCE = (17, 7)
 
 
 def check_gitlab(
-    config: GitLabSettings, groups: GroupsSettings, connect: Callable[[], GitLab]
+    config: GitLabSettings,
+    groups: GroupsSettings,
+    connect: Callable[[], GitLab],
+    *,
+    protected_usernames: tuple[str, ...] = (),
+    links: Callable[[], list[UserLink]] | None = None,
 ) -> list[Finding]:
-    """Reachable, the token valid and an admin's with the right scopes, the rules' groups there.
+    """Reachable, the token valid and an admin's with the right scopes, the rules' groups there,
+    and the accounts the bridge must never write (DESIGN.md, Ownership).
 
-    `connect` is only called when GitLab is configured (not in dry-run).
+    `connect` is only called when GitLab is configured (not in dry-run); `links` reads the
+    stored links when the database is ready.
     """
     if config.planned_only:
         findings = [_dry_run(config)]
@@ -57,7 +67,7 @@ def check_gitlab(
         return [*findings, *check_identity_provider(config.identity_provider)]
     gitlab = connect()
     try:
-        findings = _GitLabChecks(gitlab, config, groups).run()
+        findings = _GitLabChecks(gitlab, config, groups, protected_usernames, links).run()
     finally:
         gitlab.close()
     return [*findings, *check_identity_provider(config.identity_provider)]
@@ -120,10 +130,19 @@ class _Stop(Exception):
 class _GitLabChecks:
     """The checks in order; each may stop the rest (unreachable, bad token)."""
 
-    def __init__(self, gitlab: GitLab, config: GitLabSettings, groups: GroupsSettings) -> None:
+    def __init__(
+        self,
+        gitlab: GitLab,
+        config: GitLabSettings,
+        groups: GroupsSettings,
+        protected_usernames: tuple[str, ...] = (),
+        links: Callable[[], list[UserLink]] | None = None,
+    ) -> None:
         self.gitlab = gitlab
         self.config = config
         self.groups = groups
+        self.protected_usernames = protected_usernames
+        self.links = links
         self.findings: list[Finding] = []
         self.enterprise: bool | None = None
         self.version: tuple[int, int] | None = None
@@ -136,6 +155,7 @@ class _GitLabChecks:
             self.instance()
             scopes = self.scopes()
             if self.admin(scopes):
+                self.protection()
                 self.rule_groups()
             else:
                 self.add(
@@ -306,6 +326,49 @@ class _GitLabChecks:
                 "is on every admin call answers 403; add the scope",
             )
         return True
+
+    def protection(self) -> None:
+        """Resolve administrators and protected usernames to ids, as the worker does; report the
+        names no account holds and the links the worker will turn into operator links."""
+        try:
+            resolution = self.ask(
+                "owners", lambda: resolve(self.gitlab, self.protected_usernames, [])
+            )
+        except GitLabError as error:
+            self.add(Level.FAIL, "owners", f"cannot list the administrators: {_said(error)}")
+            return
+        named: dict[int, list[str]] = {}
+        for account in resolution.accounts:
+            named.setdefault(account.gitlab_user_id, []).append(account.username)
+        shown = ", ".join(f"{names[0]} (id {user_id})" for user_id, names in sorted(named.items()))
+        self.add(
+            Level.OK,
+            "owners",
+            f"never written by the bridge (administrators and [users] protected_usernames): "
+            f"{shown or 'none'}",
+        )
+        for name in resolution.missing:
+            self.add(
+                Level.WARN,
+                "owners",
+                f"[users] protected_usernames: no GitLab account is named {name!r}; the name is "
+                "still never given to an account the bridge creates",
+            )
+        if self.links is None:
+            return
+        stale = [
+            link
+            for link in self.links()
+            if link.gitlab_user_id in named and link.origin != OPERATOR and link.retired_at is None
+        ]
+        for link in stale:
+            self.add(
+                Level.WARN,
+                "owners",
+                f"the {link.origin} link to {link.gitlab_username} (id {link.gitlab_user_id}) "
+                "points at an administrator or a protected account: the bridge no longer writes "
+                "it, and the worker makes it an operator link at its next start",
+            )
 
     def rule_groups(self) -> None:
         """Each rule's GitLab group exists (`GET /groups/:path`), and its level is available."""

@@ -25,6 +25,9 @@ from scim_bridge.provisioning.access_plan import decide
 from scim_bridge.provisioning.accounts import desired_account
 from scim_bridge.provisioning.memberships import mark_dirty
 from scim_bridge.provisioning.memberships import membership_state
+from scim_bridge.provisioning.ownership import delete_policy
+from scim_bridge.provisioning.ownership import write_refusal
+from scim_bridge.provisioning.protection import Protector
 from scim_bridge.provisioning.reconciler import gitlab_trouble_is_retry
 from scim_bridge.settings import UsersSettings
 from scim_bridge.store import jobs
@@ -55,12 +58,19 @@ class Drift:
 
 
 class DriftFinder:
-    def __init__(self, db: Database, gitlab: Any, links: LinkStore, users: UsersSettings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        gitlab: Any,
+        links: LinkStore,
+        users: UsersSettings,
+        protector: Protector,
+    ) -> None:
         self.db = db
         self.gitlab = gitlab
         self.links = links
         self.settings = users
-        self.protected = {name.lower() for name in users.protected_usernames}
+        self.protector = protector
 
     def find(self) -> list[Drift]:
         """Every difference; raises Retry when GitLab cannot be read."""
@@ -92,7 +102,7 @@ class DriftFinder:
             yield Drift("account", target, "an account", "none", user_id)
             return
         target = f"{target} (GitLab {account.username})"
-        if self._is_protected(account):
+        if not self._writable(link, account):
             return
         # Any closed state will do for a deactivated user: GitLab may refuse to deactivate or ban
         # a recently active account, and the reconciler blocks it instead.
@@ -107,12 +117,13 @@ class DriftFinder:
     def _deleted(self, link: UserLink) -> Iterator[Drift]:
         """A user Entra deleted: its account must stay closed (or gone) as the policy says."""
         account = self._account(link)
-        if account is None or self._is_protected(account):
+        if account is None or not self._writable(link, account):
             return
         target = f"deleted user (GitLab {account.username})"
-        if self.settings.on_delete == "block" and account.state == "active":
+        policy = delete_policy(self.settings.on_delete, link.origin)
+        if policy == "block" and account.state == "active":
             yield Drift("account", target, "blocked", "active", link.user_id, revive=True)
-        elif self.settings.on_delete != "block":
+        elif policy != "block":
             yield Drift("account", target, "deleted", account.state, link.user_id, revive=True)
 
     def _account(self, link: UserLink | None) -> GitLabUser | None:
@@ -124,8 +135,11 @@ class DriftFinder:
             return None
         return account
 
-    def _is_protected(self, account: GitLabUser) -> bool:
-        return account.is_admin or account.username.lower() in self.protected
+    def _writable(self, link: UserLink | None, account: GitLabUser) -> bool:
+        """Drift the bridge may repair: never on an account it must not write (ownership.py)."""
+        if link is None:
+            return False
+        return write_refusal(link, account, self.protector.current()) is None
 
     # -- Memberships ----------------------------------------------------------------
 

@@ -4,6 +4,10 @@ It reads the desired state (the stored document, or its absence after a DELETE) 
 has, and makes only the calls that close the difference. Running it twice, or after a crash at any
 point, is harmless: an account is always looked up by its identity (``extern_uid``) before one is
 created, so a create that reached GitLab but whose answer was lost is found, not repeated.
+
+Every write obeys the ownership rules (``ownership.py``): an account found by email or identity is
+adopted only when it may be, and an administrator's, a protected or an operator-linked account is
+never written. The link is saved when the whole run succeeded, never before.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 
@@ -28,16 +36,35 @@ from scim_bridge.gitlab.errors import TransientError
 from scim_bridge.gitlab.types import GitLabUser
 from scim_bridge.provisioning.accounts import DesiredAccount
 from scim_bridge.provisioning.accounts import desired_account
+from scim_bridge.provisioning.ownership import ADMIN_REASON
+from scim_bridge.provisioning.ownership import MACHINE_REASON
+from scim_bridge.provisioning.ownership import PROTECTED_REASON
+from scim_bridge.provisioning.ownership import Protection
+from scim_bridge.provisioning.ownership import adoption_refusal
+from scim_bridge.provisioning.ownership import delete_policy
+from scim_bridge.provisioning.ownership import link_hint
+from scim_bridge.provisioning.ownership import write_refusal
 from scim_bridge.provisioning.usernames import candidates
 from scim_bridge.settings import GitLabSettings
 from scim_bridge.settings import UsersSettings
+from scim_bridge.store.documents import folded
+from scim_bridge.store.links import ADOPTED
+from scim_bridge.store.links import CREATED
+from scim_bridge.store.links import OPERATOR
 from scim_bridge.store.links import LinkStore
+from scim_bridge.store.links import LinkTaken
 from scim_bridge.store.links import UserLink
+
+if TYPE_CHECKING:
+    from scim_bridge.provisioning.protection import Protector
 
 log = logging.getLogger(__name__)
 
 BLOCKING = {"block": "block", "deactivate": "deactivate", "ban": "ban"}
 UNDO = {"blocked": "unblock", "deactivated": "activate", "banned": "unban"}
+# How far GitLab's clock may lag the bridge's when telling the bridge's own create (see
+# ``UserReconciler._created_by_bridge``).
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class Rejected(Exception):
@@ -104,7 +131,7 @@ class Outcome:
 
 
 class UserReconciler:
-    """The rules of DESIGN.md "Users", applied to one user."""
+    """The rules of DESIGN.md "Users" and "Ownership", applied to one user."""
 
     def __init__(
         self,
@@ -114,6 +141,7 @@ class UserReconciler:
         users: UsersSettings,
         gitlab_settings: GitLabSettings,
         audit: Callable[[str, str | None, dict[str, Any] | None], None],
+        protector: Protector,
         on_linked: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.gitlab = gitlab
@@ -123,52 +151,131 @@ class UserReconciler:
         self.settings = users
         self.provider = gitlab_settings.identity_provider
         self.audit = audit
-        self.protected = {name.lower() for name in users.protected_usernames}
+        self.protector = protector
 
-    def _save(self, link: UserLink) -> None:
+    def _save(self, link: UserLink, *, consumed: str | None = None) -> None:
         """Remember what GitLab has; in dry-run nothing was made, so there is nothing to remember."""
-        if not self.gitlab.dry_run:
-            self.links.save(link)
+        if self.gitlab.dry_run:
+            return
+        try:
+            self.links.save(link, consumed=consumed)
+        except LinkTaken as taken:  # another SCIM user's run linked it first
+            raise Rejected("conflict", str(taken)) from taken
 
     def reconcile(self, user_id: str, deadline: Deadline | None = None) -> Outcome:
+        """Make GitLab agree; the actions taken are audited even when a later step fails."""
         deadline = deadline or Deadline()
         outcome = Outcome()
-        with gitlab_trouble_is_retry():
-            document = self.documents(user_id)
-            link = self.links.get(user_id) or UserLink(user_id=user_id)
-            if document is None:
-                self._deprovision(link, deadline, outcome)
-            else:
-                self._provision(desired_account(document), link, deadline, outcome)
-        if outcome.actions:
-            detail = {"actions": outcome.actions, "planned": self.gitlab.dry_run}
-            self.audit("reconcile.user", user_id, detail)
+        finished = False
+        try:
+            with gitlab_trouble_is_retry():
+                document = self.documents(user_id)
+                stored = self.links.get(user_id)
+                link = stored or UserLink(user_id=user_id)
+                protection = self.protector.current()
+                if document is None:
+                    link = self._deprovision(link, protection, deadline, outcome)
+                else:
+                    desired = desired_account(document)
+                    link = self._provision(desired, link, protection, deadline, outcome)
+            # Saved only now, when everything the link stands for was done (DESIGN.md, Ownership):
+            # a refused or interrupted run leaves no link behind, and the next run looks again.
+            if link != stored and (stored is not None or link.linked):
+                newly_linked = self._newly_linked(stored, link)
+                consumed = document["userName"] if document and newly_linked else None
+                self._save(link, consumed=consumed)
+                if newly_linked:
+                    outcome.follow_up.extend(self._linked(user_id))
+            finished = True
+        finally:
+            if outcome.actions:
+                detail: dict[str, Any] = {
+                    "actions": outcome.actions,
+                    "planned": self.gitlab.dry_run,
+                }
+                if not finished:
+                    detail["completed"] = False
+                self.audit("reconcile.user", user_id, detail)
         return outcome
+
+    def _newly_linked(self, stored: UserLink | None, link: UserLink) -> bool:
+        return link.linked and (stored is None or stored.gitlab_user_id != link.gitlab_user_id)
+
+    def _linked(self, user_id: str) -> list[str]:
+        """The account exists now: the grants of the user's groups can be applied to it."""
+        if self.on_linked is None or self.gitlab.dry_run:
+            return []
+        return self.on_linked(user_id)
 
     # -- Present users --------------------------------------------------------
 
     def _provision(
-        self, desired: DesiredAccount, link: UserLink, deadline: Deadline, outcome: Outcome
-    ) -> None:
+        self,
+        desired: DesiredAccount,
+        link: UserLink,
+        protection: Protection,
+        deadline: Deadline,
+        outcome: Outcome,
+    ) -> UserLink:
         account = self._linked_account(link, deadline)
         if account is None:
-            account, link = self._find_or_create(desired, link, deadline, outcome)
-        link = self._update_attributes(desired, account, link, deadline, outcome)
+            link = link.with_(gitlab_user_id=None, gitlab_username=None, retired_at=None)
+            account, link = self._pending_link(desired, link, deadline, outcome)
+        if account is None:
+            account, link = self._find_or_create(desired, link, protection, deadline, outcome)
+        refusal = write_refusal(link, account, protection)
+        if refusal is not None:
+            link = self._hands_off(link, account, refusal)
+            self._skip(account, refusal, self._differences(desired, account, link), outcome)
+            return link.with_(retired_at=None)
+        link = self._update_attributes(desired, account, link, protection, deadline, outcome)
         self._apply_state(desired, account, deadline, outcome)
+        return link.with_(retired_at=None)
 
     def _linked_account(self, link: UserLink, deadline: Deadline) -> GitLabUser | None:
         if link.gitlab_user_id is None:
             return None
         deadline.check()
         try:
-            return self.gitlab.users.get(link.gitlab_user_id)
+            account: GitLabUser = self.gitlab.users.get(link.gitlab_user_id)
         except NotFoundError:
-            # Deleted in GitLab by hand: forget the link, and provision again.
-            self._save(link.with_(gitlab_user_id=None, retired_at=None))
+            # Deleted in GitLab by hand: provision again (the link goes with this run's result).
             return None
+        return account
+
+    def _pending_link(
+        self, desired: DesiredAccount, link: UserLink, deadline: Deadline, outcome: Outcome
+    ) -> tuple[GitLabUser | None, UserLink]:
+        """The account the operator linked this userName to before Entra provisioned it."""
+        pending = self.links.pending(desired.user_name)
+        if pending is None:
+            return None, link
+        deadline.check()
+        try:
+            account: GitLabUser = self.gitlab.users.get(pending.gitlab_user_id)
+        except NotFoundError:
+            log.warning(
+                "the operator linked %s to GitLab account %s (id %s), which is gone",
+                desired.user_name,
+                pending.gitlab_username,
+                pending.gitlab_user_id,
+            )
+            return None, link
+        outcome.actions.append(f"operator link to {account.username} (id {account.id})")
+        return account, link.with_(
+            gitlab_user_id=account.id,
+            gitlab_username=account.username,
+            source_user_name=desired.user_name,
+            origin=OPERATOR,
+        )
 
     def _find_or_create(
-        self, desired: DesiredAccount, link: UserLink, deadline: Deadline, outcome: Outcome
+        self,
+        desired: DesiredAccount,
+        link: UserLink,
+        protection: Protection,
+        deadline: Deadline,
+        outcome: Outcome,
     ) -> tuple[GitLabUser, UserLink]:
         if desired.email is None:
             # SCIM makes emails optional (RFC 7643 §4.1.2), GitLab does not: the user is kept, and
@@ -180,66 +287,130 @@ class UserReconciler:
                 tell_client=False,
             )
         account: GitLabUser | None = None
-        origin = "found"
+        found_by = ""
         if desired.extern_uid:
             deadline.check()
             account = self.gitlab.users.find_by_identity(self.provider, desired.extern_uid)
+            found_by = f"the {self.provider} identity {desired.extern_uid}"
         if account is None and self.settings.link_existing == "email":
             deadline.check()
-            account = self._adoptable(desired, self.gitlab.users.find_by_email(desired.email))
-            origin = "adopted"
-        if account is None:
-            account = self._create(desired, deadline)
-            origin = "created"
+            account = self.gitlab.users.find_by_email(desired.email)
+            found_by = f"the email {desired.email}"
+        if account is not None:
+            origin = self._origin_of_found(desired, link, account, protection, found_by, deadline)
+        else:
+            account, origin, link = self._create(desired, link, protection, deadline)
         outcome.actions.append(f"{origin} account {account.username} (id {account.id})")
         link = link.with_(
             gitlab_user_id=account.id,
             gitlab_username=account.username,
-            source_user_name=desired.user_name if origin == "created" else link.source_user_name,
-            origin=origin if link.origin is None else link.origin,
+            source_user_name=desired.user_name if origin == CREATED else link.source_user_name,
+            origin=origin,
             retired_at=None,
         )
-        self._save(link)
-        if self.on_linked is not None and not self.gitlab.dry_run:
-            # The account exists now: the grants of the user's groups can be applied to it.
-            outcome.follow_up.extend(self.on_linked(link.user_id))
         return account, link
 
-    def _adoptable(self, desired: DesiredAccount, account: GitLabUser | None) -> GitLabUser | None:
-        if account is None:
-            return None
-        identity = account.identity(self.provider)
-        if (
-            identity is not None
-            and desired.extern_uid
-            and identity.extern_uid != desired.extern_uid
-        ):
+    def _origin_of_found(
+        self,
+        desired: DesiredAccount,
+        link: UserLink,
+        account: GitLabUser,
+        protection: Protection,
+        found_by: str,
+        deadline: Deadline,
+    ) -> str:
+        """``created`` or ``adopted`` for an account that exists already; raises when refused."""
+        if self._created_by_bridge(desired, link, account):
+            return CREATED
+        who = f"the GitLab account {account.username!r} with {found_by}"
+        if self.settings.link_existing != "email":
             raise Rejected(
                 "conflict",
-                f"GitLab account {account.username!r} has the email {desired.email} but belongs to "
-                f"another {self.provider} identity",
+                f'{who} exists already, and [users] link_existing = "never" adopts no existing '
+                f"account; {link_hint(desired.user_name, account.username)}",
             )
-        return account
+        holder = self.links.holder(account.id, link.user_id)
+        pending = self.links.pending_for_account(account.id)
+        refusal = adoption_refusal(
+            account,
+            extern_uid=desired.extern_uid,
+            provider=self.provider,
+            protection=protection,
+            held_by_another=(holder is not None and holder.retired_at is None)
+            or (pending is not None and folded(pending.user_name) != folded(desired.user_name)),
+        )
+        if refusal is None:
+            deadline.check()
+            if not self.gitlab.users.is_human(account.username):
+                refusal = MACHINE_REASON
+        if refusal is not None:
+            linkable = refusal in (ADMIN_REASON, PROTECTED_REASON)
+            hint = f"; {link_hint(desired.user_name, account.username)}" if linkable else ""
+            raise Rejected("conflict", f"{who} is {refusal}{hint}")
+        if (
+            holder is not None
+            and holder.origin == CREATED
+            and self._same_identity(desired, account)
+        ):
+            return CREATED  # the same person's account, made by the bridge for an earlier SCIM user
+        return ADOPTED
 
-    def _create(self, desired: DesiredAccount, deadline: Deadline) -> GitLabUser:
+    def _created_by_bridge(
+        self, desired: DesiredAccount, link: UserLink, account: GitLabUser
+    ) -> bool:
+        """This user's own create, whose answer was lost: begun by the bridge for this SCIM user,
+        and the account made no earlier than that (GitLab's clock may differ a little)."""
+        if link.create_started_at is None or account.created_at is None or account.is_admin:
+            return False
+        try:
+            created_at = datetime.fromisoformat(account.created_at.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        if created_at.tzinfo is None:
+            created_at = created_at.replace(tzinfo=UTC)
+        return created_at >= link.create_started_at - CLOCK_SKEW and (
+            not desired.extern_uid or self._same_identity(desired, account)
+        )
+
+    def _same_identity(self, desired: DesiredAccount, account: GitLabUser) -> bool:
+        identity = account.identity(self.provider)
+        return (
+            identity is not None
+            and desired.extern_uid is not None
+            and identity.extern_uid.lower() == desired.extern_uid.lower()
+        )
+
+    def _create(
+        self, desired: DesiredAccount, link: UserLink, protection: Protection, deadline: Deadline
+    ) -> tuple[GitLabUser, str, UserLink]:
+        """A new account (``created``), or the one that took the email meanwhile (``adopted``)."""
+        assert desired.email is not None
+        if not self.gitlab.dry_run:
+            link = link.with_(create_started_at=self.links.mark_create_started(link.user_id))
         for username in candidates(desired.user_name):
+            if protection.reserved(username):
+                continue  # a protected name takes a suffix, like a taken one
             deadline.check()
             try:
-                return self.gitlab.users.create(
+                created = self.gitlab.users.create(
                     username=username,
                     email=desired.email,
                     name=desired.name,
                     provider=self.provider if desired.extern_uid else None,
                     extern_uid=desired.extern_uid,
                 )
+                return created, CREATED, link
             except ConflictError as error:
                 if error.field == "username":
                     continue
                 if error.field == "email" and self.settings.link_existing == "email":
                     # Taken between our lookup and the create (or as a secondary email).
-                    found = self._adoptable(desired, self.gitlab.users.find_by_email(desired.email))
+                    found = self.gitlab.users.find_by_email(desired.email)
                     if found is not None:
-                        return found
+                        origin = self._origin_of_found(
+                            desired, link, found, protection, f"the email {desired.email}", deadline
+                        )
+                        return found, origin, link
                 raise Rejected("conflict", f"GitLab: {error.message} ({desired.email})") from error
             except InvalidError as error:
                 if "username" in error.errors:
@@ -247,28 +418,28 @@ class UserReconciler:
                 raise Rejected("invalid", f"GitLab refused the account: {error.message}") from error
         raise Rejected("conflict", f"no free GitLab username for {desired.user_name!r}")
 
+    # -- Writes the ownership rules allow -------------------------------------------
+
     def _update_attributes(
         self,
         desired: DesiredAccount,
         account: GitLabUser,
         link: UserLink,
+        protection: Protection,
         deadline: Deadline,
         outcome: Outcome,
     ) -> UserLink:
         changes: dict[str, str] = {}
         if account.name != desired.name:
             changes["name"] = desired.name
-        rename = link.source_user_name is not None and link.source_user_name != desired.user_name
-        if rename and not _same_base(account.username, desired.username):
-            link = self._rename(desired, account, link, changes, deadline, outcome)
+        if self._renames(desired, account, link):
+            link = self._rename(desired, account, link, changes, protection, deadline, outcome)
         else:
             if changes:
                 deadline.check()
                 self._update(account.id, changes)
                 outcome.actions.append(f"updated {', '.join(sorted(changes))}")
-            if link.source_user_name != desired.user_name:
-                link = link.with_(source_user_name=desired.user_name)
-                self._save(link)
+            link = link.with_(source_user_name=desired.user_name)
         if desired.email and account.email.lower() != desired.email.lower():
             deadline.check()
             try:
@@ -278,26 +449,36 @@ class UserReconciler:
             except InvalidError as error:
                 raise Rejected("invalid", f"GitLab refused the email: {error.message}") from error
             outcome.actions.append("changed email")
-        if desired.extern_uid:
-            identity = account.identity(self.provider)
-            if identity is None or identity.extern_uid != desired.extern_uid:
-                deadline.check()
-                try:
-                    self.gitlab.users.set_identity(account.id, self.provider, desired.extern_uid)
-                except ConflictError as error:
-                    raise Rejected(
-                        "conflict",
-                        f"the {self.provider} identity {desired.extern_uid} belongs to another "
-                        f"GitLab account than {account.username!r}",
-                    ) from error
-                outcome.actions.append(f"linked identity {self.provider}")
+        if self._identity_differs(desired, account):
+            assert desired.extern_uid is not None
+            deadline.check()
+            try:
+                self.gitlab.users.set_identity(account.id, self.provider, desired.extern_uid)
+            except ConflictError as error:
+                raise Rejected(
+                    "conflict",
+                    f"the {self.provider} identity {desired.extern_uid} belongs to another "
+                    f"GitLab account than {account.username!r}",
+                ) from error
+            outcome.actions.append(f"linked identity {self.provider}")
         return link
+
+    def _renames(self, desired: DesiredAccount, account: GitLabUser, link: UserLink) -> bool:
+        rename = link.source_user_name is not None and link.source_user_name != desired.user_name
+        return rename and not _same_base(account.username, desired.username)
+
+    def _identity_differs(self, desired: DesiredAccount, account: GitLabUser) -> bool:
+        if not desired.extern_uid:
+            return False
+        identity = account.identity(self.provider)
+        return identity is None or identity.extern_uid != desired.extern_uid
 
     def _update(self, account_id: int, changes: dict[str, str]) -> GitLabUser:
         try:
-            return self.gitlab.users.update(account_id, **changes)
+            updated: GitLabUser = self.gitlab.users.update(account_id, **changes)
         except InvalidError as error:
             raise Rejected("invalid", f"GitLab refused the update: {error.message}") from error
+        return updated
 
     def _rename(
         self,
@@ -305,10 +486,13 @@ class UserReconciler:
         account: GitLabUser,
         link: UserLink,
         changes: dict[str, str],
+        protection: Protection,
         deadline: Deadline,
         outcome: Outcome,
     ) -> UserLink:
         for username in candidates(desired.user_name):
+            if protection.reserved(username):
+                continue  # never renamed into a protected name
             deadline.check()
             try:
                 updated = self.gitlab.users.update(account.id, **changes, username=username)
@@ -321,9 +505,7 @@ class UserReconciler:
                     continue
                 raise Rejected("invalid", f"GitLab refused the update: {error.message}") from error
             outcome.actions.append(f"renamed {account.username} to {updated.username}")
-            link = link.with_(gitlab_username=updated.username, source_user_name=desired.user_name)
-            self._save(link)
-            return link
+            return link.with_(gitlab_username=updated.username, source_user_name=desired.user_name)
         raise Rejected("conflict", f"no free GitLab username for {desired.user_name!r}")
 
     def _apply_state(
@@ -333,8 +515,6 @@ class UserReconciler:
             deadline.check()
             self._moderate(account, UNDO[account.state], outcome)
         elif not desired.active and account.state == "active":
-            if self._protected(account, "deactivate", outcome):
-                return
             deadline.check()
             self._moderate(account, BLOCKING[self.settings.on_deactivate], outcome)
 
@@ -355,36 +535,81 @@ class UserReconciler:
                 "invalid", f"GitLab refused to {action} {account.username}: {error.message}"
             ) from error
 
-    def _protected(self, account: GitLabUser, what: str, outcome: Outcome) -> bool:
-        if account.username.lower() in self.protected or account.is_admin:
-            reason = "a GitLab admin" if account.is_admin else "in protected_usernames"
-            outcome.actions.append(f"skipped {what} of {account.username}: {reason}")
+    # -- Accounts the bridge must not write ---------------------------------------------
+
+    def _hands_off(self, link: UserLink, account: GitLabUser, refusal: str) -> UserLink:
+        """A created or adopted link to an administrator or a protected account becomes an
+        operator link: its memberships are still managed, the account itself never written."""
+        if link.origin in (CREATED, ADOPTED) and link.gitlab_user_id is not None:
             self.audit(
-                "reconcile.user.protected", account.username, {"skipped": what, "reason": reason}
+                "user.link.operator",
+                link.user_id,
+                {"gitlab_user_id": account.id, "account": account.username, "reason": refusal},
             )
-            return True
-        return False
+            return link.with_(origin=OPERATOR)
+        return link
+
+    def _differences(
+        self, desired: DesiredAccount, account: GitLabUser, link: UserLink
+    ) -> list[str]:
+        """What the bridge would write if the account were its own (for the audit trail)."""
+        skipped = []
+        if account.name != desired.name:
+            skipped.append("name")
+        if self._renames(desired, account, link):
+            skipped.append("username")
+        if desired.email and account.email.lower() != desired.email.lower():
+            skipped.append("email")
+        if self._identity_differs(desired, account):
+            skipped.append("identity")
+        if desired.active and account.state in UNDO:
+            skipped.append(UNDO[account.state])
+        elif not desired.active and account.state == "active":
+            skipped.append(BLOCKING[self.settings.on_deactivate])
+        return skipped
+
+    def _skip(self, account: GitLabUser, reason: str, skipped: list[str], outcome: Outcome) -> None:
+        if not skipped:
+            return
+        outcome.actions.append(f"skipped {', '.join(skipped)} of {account.username}: {reason}")
+        self.audit(
+            "reconcile.user.skipped",
+            account.username,
+            {"gitlab_user_id": account.id, "skipped": skipped, "reason": reason},
+        )
 
     # -- Deleted users ---------------------------------------------------------
 
-    def _deprovision(self, link: UserLink, deadline: Deadline, outcome: Outcome) -> None:
+    def _deprovision(
+        self, link: UserLink, protection: Protection, deadline: Deadline, outcome: Outcome
+    ) -> UserLink:
         if link.gitlab_user_id is None or link.retired_at is not None:
-            return
+            return link
         deadline.check()
         try:
-            account = self.gitlab.users.get(link.gitlab_user_id)
+            account: GitLabUser | None = self.gitlab.users.get(link.gitlab_user_id)
         except NotFoundError:
             account = None
-        if account is not None and not self._protected(account, "delete", outcome):
-            deadline.check()
-            self._apply_delete_policy(account, outcome)
-        self._save(link.with_(retired_at=clock.now()))
+        if account is not None:
+            refusal = write_refusal(link, account, protection)
+            if refusal is not None:
+                link = self._hands_off(link, account, refusal)
+                self._skip(account, refusal, ["delete"], outcome)
+            else:
+                deadline.check()
+                self._apply_delete_policy(account, link, outcome)
+        return link.with_(retired_at=clock.now())
 
-    def _apply_delete_policy(self, account: GitLabUser, outcome: Outcome) -> None:
-        policy = self.settings.on_delete
+    def _apply_delete_policy(self, account: GitLabUser, link: UserLink, outcome: Outcome) -> None:
+        policy = delete_policy(self.settings.on_delete, link.origin)
         if policy == "block":
             if account.state != "blocked":
                 self._moderate(account, "block", outcome)
+            if self.settings.on_delete != "block":
+                outcome.actions.append(
+                    f"kept {account.username}: on_delete = {self.settings.on_delete!r} applies "
+                    f"only to accounts the bridge created, and this one was {link.origin}"
+                )
             return
         try:
             self.gitlab.users.delete(account.id, hard=policy == "hard_delete")

@@ -1,18 +1,44 @@
-"""What the bridge knows of each user's GitLab account (DESIGN.md 1: "with its links to GitLab objects")."""
+"""What the bridge knows of each user's GitLab account (DESIGN.md 1: "with its links to GitLab objects").
+
+A link records how it was made (DESIGN.md, Ownership), because that decides what the bridge may
+write: ``created`` (the bridge made the account), ``adopted`` (an existing account matched by email
+or identity) or ``operator`` (linked by hand with ``scim-bridge users link``; memberships only).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Connection
+from sqlalchemy import and_
+from sqlalchemy import delete
 from sqlalchemy import insert
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import update
 
 from scim_bridge import clock
 from scim_bridge.store.db import Database
+from scim_bridge.store.db import upsert
+from scim_bridge.store.documents import folded
+from scim_bridge.store.schema import pending_links
 from scim_bridge.store.schema import user_links
+from scim_bridge.store.schema import users
+
+CREATED = "created"
+ADOPTED = "adopted"
+OPERATOR = "operator"
+ORIGINS = (CREATED, ADOPTED, OPERATOR)
+# The first key of the advisory locks that make one live link per GitLab account (PostgreSQL).
+LINK_LOCK_SPACE = 7364013
+
+
+class LinkTaken(Exception):
+    """Another SCIM user's live link holds the account already."""
 
 
 @dataclass(frozen=True)
@@ -23,9 +49,47 @@ class UserLink:
     source_user_name: str | None = None
     origin: str | None = None
     retired_at: datetime | None = None
+    create_started_at: datetime | None = None
 
     def with_(self, **changes: object) -> UserLink:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def linked(self) -> bool:
+        return self.gitlab_user_id is not None
+
+
+@dataclass(frozen=True)
+class PendingLink:
+    """An operator link waiting for Entra to provision the SCIM user with this userName."""
+
+    user_name: str
+    gitlab_user_id: int
+    gitlab_username: str
+
+
+@dataclass(frozen=True)
+class LinkListing:
+    """One row of ``scim-bridge users list``: the link and the SCIM user's name, if it is kept."""
+
+    link: UserLink
+    user_name: str | None
+
+
+def _link(row: Any) -> UserLink:
+    return UserLink(
+        user_id=row["user_id"],
+        gitlab_user_id=row["gitlab_user_id"],
+        gitlab_username=row["gitlab_username"],
+        source_user_name=row["source_user_name"],
+        origin=row["origin"],
+        retired_at=clock.aware(row["retired_at"]),
+        create_started_at=clock.aware(row["create_started_at"]),
+    )
+
+
+def _pending(row: Any) -> PendingLink:
+    return PendingLink(row["user_name"], row["gitlab_user_id"], row["gitlab_username"])
 
 
 class LinkStore:
@@ -39,34 +103,206 @@ class LinkStore:
                 .mappings()
                 .first()
             )
-        if row is None:
-            return None
-        return UserLink(
-            user_id=row["user_id"],
-            gitlab_user_id=row["gitlab_user_id"],
-            gitlab_username=row["gitlab_username"],
-            source_user_name=row["source_user_name"],
-            origin=row["origin"],
-            retired_at=clock.aware(row["retired_at"]),
-        )
+        return None if row is None else _link(row)
 
-    def save(self, link: UserLink) -> None:
+    def save(self, link: UserLink, *, consumed: str | None = None) -> None:
+        """Write the link; another SCIM user's *retired* link to the same account lets go of it.
+
+        A live link of another user to the account is never overwritten here: the reconciler
+        refuses such an account before it gets this far (see :meth:`holder`). ``consumed`` names
+        the userName of a pending link this link replaces, removed in the same transaction.
+        """
         values = {
             "gitlab_user_id": link.gitlab_user_id,
             "gitlab_username": link.gitlab_username,
             "source_user_name": link.source_user_name,
             "origin": link.origin,
             "retired_at": link.retired_at,
+            "create_started_at": link.create_started_at,
             "updated_at": clock.now(),
         }
         with self.db.transaction(write=True) as tx:
+            if link.gitlab_user_id is not None and link.retired_at is None:
+                self._claim(tx.connection, link)
+                tx.connection.execute(
+                    update(user_links)
+                    .where(
+                        user_links.c.gitlab_user_id == link.gitlab_user_id,
+                        user_links.c.user_id != link.user_id,
+                        user_links.c.retired_at.is_not(None),
+                    )
+                    .values(gitlab_user_id=None, updated_at=clock.now())
+                )
             changed = tx.connection.execute(
                 update(user_links).where(user_links.c.user_id == link.user_id).values(**values)
             ).rowcount
             if not changed:
                 tx.connection.execute(insert(user_links).values(user_id=link.user_id, **values))
+            if consumed is not None:
+                self.drop_pending(consumed)
+
+    def _claim(self, connection: Connection, link: UserLink) -> None:
+        """Refuse a new live link to an account another SCIM user holds, even from two concurrent
+        runs.
+
+        SQLite already serialises writers (BEGIN IMMEDIATE); on PostgreSQL a transaction-scoped
+        advisory lock per account makes the check and the write one step.
+        """
+        assert link.gitlab_user_id is not None
+        held = connection.execute(
+            select(user_links.c.gitlab_user_id).where(user_links.c.user_id == link.user_id)
+        ).scalar()
+        if held == link.gitlab_user_id:
+            return  # this user's link already (two links made before this rule stay as they are)
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:space, :account)"),
+                {"space": LINK_LOCK_SPACE, "account": link.gitlab_user_id},
+            )
+        other = connection.execute(
+            select(user_links.c.user_id).where(
+                user_links.c.gitlab_user_id == link.gitlab_user_id,
+                user_links.c.user_id != link.user_id,
+                user_links.c.retired_at.is_(None),
+            )
+        ).scalar()
+        if other is not None:
+            raise LinkTaken(
+                f"GitLab account {link.gitlab_username!r} is linked to another SCIM user"
+            )
+
+    # -- Pending operator links ---------------------------------------------------------
+
+    def add_pending(self, user_name: str, gitlab_user_id: int, gitlab_username: str) -> None:
+        row = {
+            "user_name_key": folded(user_name),
+            "user_name": user_name,
+            "gitlab_user_id": gitlab_user_id,
+            "gitlab_username": gitlab_username,
+            "created_at": clock.now(),
+        }
+        with self.db.transaction(write=True):
+            upsert(
+                pending_links, [row], ["user_name_key"], [k for k in row if k != "user_name_key"]
+            )
+
+    def pending(self, user_name: str) -> PendingLink | None:
+        with self.db.transaction(write=False) as tx:
+            row = (
+                tx.connection.execute(
+                    select(pending_links).where(pending_links.c.user_name_key == folded(user_name))
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else _pending(row)
+
+    def pending_for_account(self, gitlab_user_id: int) -> PendingLink | None:
+        with self.db.transaction(write=False) as tx:
+            row = (
+                tx.connection.execute(
+                    select(pending_links).where(pending_links.c.gitlab_user_id == gitlab_user_id)
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else _pending(row)
+
+    def drop_pending(self, user_name: str) -> bool:
+        with self.db.transaction(write=True) as tx:
+            removed = tx.connection.execute(
+                delete(pending_links).where(pending_links.c.user_name_key == folded(user_name))
+            ).rowcount
+        return bool(removed)
+
+    def all_pending(self) -> list[PendingLink]:
+        with self.db.transaction(write=False) as tx:
+            rows = (
+                tx.connection.execute(select(pending_links).order_by(pending_links.c.user_name))
+                .mappings()
+                .all()
+            )
+        return [_pending(row) for row in rows]
+
+    # -- Creating ------------------------------------------------------------------------
+
+    def mark_create_started(self, user_id: str) -> datetime:
+        """Remember, before asking GitLab, that the bridge is creating this user's account."""
+        now = clock.now()
+        with self.db.transaction(write=True) as tx:
+            changed = tx.connection.execute(
+                update(user_links)
+                .where(user_links.c.user_id == user_id)
+                .values(create_started_at=now, updated_at=now)
+            ).rowcount
+            if not changed:
+                tx.connection.execute(
+                    insert(user_links).values(
+                        user_id=user_id, create_started_at=now, updated_at=now
+                    )
+                )
+        return now
+
+    def holder(self, gitlab_user_id: int, other_than: str) -> UserLink | None:
+        """Another SCIM user's link to this account, live or retired (live ones first)."""
+        with self.db.transaction(write=False) as tx:
+            rows = (
+                tx.connection.execute(
+                    select(user_links).where(
+                        user_links.c.gitlab_user_id == gitlab_user_id,
+                        user_links.c.user_id != other_than,
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        links = sorted((_link(row) for row in rows), key=lambda link: link.retired_at is not None)
+        return links[0] if links else None
+
+    def forget(self, user_id: str) -> None:
+        with self.db.transaction(write=True) as tx:
+            tx.connection.execute(delete(user_links).where(user_links.c.user_id == user_id))
+
+    def to_operator(self, gitlab_user_ids: Iterable[int]) -> list[UserLink]:
+        """Turn the created/adopted links to these accounts into operator links; returns them."""
+        ids = list(dict.fromkeys(gitlab_user_ids))
+        if not ids:
+            return []
+        condition = and_(
+            user_links.c.gitlab_user_id.in_(ids),
+            user_links.c.origin.is_distinct_from("operator"),
+        )
+        with self.db.transaction(write=True) as tx:
+            rows = tx.connection.execute(select(user_links).where(condition)).mappings().all()
+            if rows:
+                tx.connection.execute(
+                    update(user_links)
+                    .where(condition)
+                    .values(origin=OPERATOR, updated_at=clock.now())
+                )
+        return [_link(row).with_(origin=OPERATOR) for row in rows]
+
+    def user_id_for(self, user_name_key: str) -> str | None:
+        """The SCIM user whose folded userName is ``user_name_key``."""
+        with self.db.transaction(write=False) as tx:
+            found: str | None = tx.connection.execute(
+                select(users.c.id).where(users.c.user_name_key == user_name_key)
+            ).scalar()
+        return found
+
+    def listing(self) -> list[LinkListing]:
+        """Every link with an account, and the SCIM user's name when it is still kept."""
+        statement = (
+            select(user_links, users.c.user_name)
+            .select_from(user_links.outerjoin(users, users.c.id == user_links.c.user_id))
+            .where(user_links.c.gitlab_user_id.is_not(None))
+            .order_by(users.c.user_name, user_links.c.user_id)
+        )
+        with self.db.transaction(write=False) as tx:
+            rows = tx.connection.execute(statement).mappings().all()
+        return [LinkListing(_link(row), row["user_name"]) for row in rows]
 
     def all(self) -> list[UserLink]:
         with self.db.transaction(write=False) as tx:
-            rows = tx.connection.execute(select(user_links.c.user_id)).all()
-        return [link for row in rows if (link := self.get(row.user_id)) is not None]
+            rows = tx.connection.execute(select(user_links)).mappings().all()
+        return [_link(row) for row in rows]

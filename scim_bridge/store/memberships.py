@@ -21,6 +21,7 @@ from scim_bridge.store.db import insert_ignoring_duplicates
 from scim_bridge.store.schema import group_member_changes
 from scim_bridge.store.schema import group_members
 from scim_bridge.store.schema import groups
+from scim_bridge.store.schema import managed_memberships
 
 GROUP_JOB = "scim_group"
 BATCH = 1000
@@ -123,3 +124,10 @@ def note_user_linked(user_id: str) -> None:
     ).scalars()
     for group_id in list(group_ids):
         note_changes(group_id, [user_id])
+
+
+def forget_managed(gitlab_user_id: int) -> None:
+    """Stop managing an account's memberships (its link is gone); GitLab keeps them as they are."""
+    current_transaction().connection.execute(
+        delete(managed_memberships).where(managed_memberships.c.gitlab_user_id == gitlab_user_id)
+    )

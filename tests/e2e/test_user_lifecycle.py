@@ -188,18 +188,6 @@ def test_email_change_to_a_taken_address_is_refused_and_undone(live: Any, gitlab
     assert only_user(gitlab)["email"] == "jane.doe@contoso.com"
 
 
-def test_protected_and_admin_accounts_are_never_blocked(live: Any, gitlab: Any) -> None:
-    gitlab.add_user(username="root", email="root@contoso.com", name="Root", is_admin=True)
-    user = live.post("/Users", entra_user("root@contoso.com", externalId=OID)).json()
-    response = live.patch(
-        f"/Users/{user['id']}", [{"op": "Replace", "path": "active", "value": "False"}]
-    )
-    assert response.status_code == 200
-    assert gitlab.user_by_username("root")["state"] == "active"
-    assert live.delete(f"/Users/{user['id']}").status_code == 204
-    assert gitlab.user_by_username("root")["state"] == "active"
-
-
 @pytest.mark.parametrize(("policy", "state"), [("deactivate", "deactivated"), ("ban", "banned")])
 def test_deactivate_policies(
     make_bridge: Any, gitlab: Any, serve: Any, policy: str, state: str

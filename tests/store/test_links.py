@@ -1,0 +1,59 @@
+"""The link store: one live link per GitLab account, retired links let go, pending operator links."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from scim_bridge import clock
+from scim_bridge.store.db import Database
+from scim_bridge.store.links import LinkStore
+from scim_bridge.store.links import LinkTaken
+from scim_bridge.store.links import UserLink
+
+
+def test_a_second_live_link_to_an_account_is_refused(db: Database) -> None:
+    links = LinkStore(db)
+    links.save(UserLink("a", 5, "jane", "jane@x", "adopted"))
+    with pytest.raises(LinkTaken):
+        links.save(UserLink("b", 5, "jane", "jane@x", "adopted"))
+    assert links.get("b") is None
+    links.save(UserLink("a", 5, "jane", "jane@x", "adopted", retired_at=clock.now()))
+    links.save(UserLink("b", 5, "jane", "jane@x", "created"))
+    retired = links.get("a")
+    assert retired is not None and retired.gitlab_user_id is None, "the retired link lets go"
+
+
+def test_concurrent_claims_of_one_account_leave_one_live_link(db: Database) -> None:
+    links = LinkStore(db)
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def claim(user_id: str) -> None:
+        start.wait()
+        try:
+            links.save(UserLink(user_id, 42, "sam", "sam@x", "adopted"))
+            outcomes.append("linked")
+        except LinkTaken:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=claim, args=(f"user{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["linked"] + ["refused"] * 7
+    assert len([link for link in links.all() if link.gitlab_user_id == 42]) == 1
+
+
+def test_pending_operator_links_are_found_by_user_name_in_any_case(db: Database) -> None:
+    links = LinkStore(db)
+    links.add_pending("Alice@Contoso.com", 7, "alice")
+    pending = links.pending("alice@contoso.COM")
+    assert pending is not None and pending.gitlab_user_id == 7
+    assert links.pending_for_account(7) == pending
+    links.save(
+        UserLink("u1", 7, "alice", "Alice@Contoso.com", "operator"), consumed="ALICE@contoso.com"
+    )
+    assert links.pending("alice@contoso.com") is None
