@@ -1,4 +1,8 @@
-"""Who is asking, and under which request id: carried to the audit log without threading it through calls."""
+"""Who is asking, and under which request id: carried to the audit log without threading it through calls.
+
+A SCIM request binds its own context; the background worker binds, for each job, the context of the
+request that queued it (``store.jobs.Job.cause``), so the work done later still names its cause.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RequestContext:
+    """The verified caller (``token:NAME``...), the request id, and the caller's address."""
+
     request_id: str | None = None
     actor: str | None = None
     source: str | None = None

@@ -10,6 +10,10 @@
    60-per-minute limit answers 429, then the rest waits for ``Retry-After``.
 
 Work is per marked user, so adding one member to a group of 50,000 costs one user's worth.
+
+Each batch of users writes one ``reconcile.memberships`` audit event that names every user whose
+membership it changed, by SCIM id and GitLab user id (:class:`BatchReport`), as soon as GitLab has
+confirmed each call: a run that GitLab stops part-way still records what it did.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 from typing import Protocol
@@ -27,8 +33,10 @@ from sqlalchemy import delete
 from sqlalchemy import select
 
 from scim_bridge import clock
+from scim_bridge.gitlab.access import LEVEL_NAMES
 from scim_bridge.gitlab.access import access_level_name
 from scim_bridge.gitlab.errors import InvalidError
+from scim_bridge.gitlab.members import chunks as member_chunks
 from scim_bridge.gitlab.types import GitLabGroup
 from scim_bridge.provisioning.access_plan import Decision
 from scim_bridge.provisioning.access_plan import Managed
@@ -180,6 +188,12 @@ class ScimGroupReconciler:
                         ],
                     )
                 outcome.actions.append(f"maps to {_describe(new) or 'nothing'}")
+                # In the same transaction: the new mapping and its record commit together.
+                self.audit(
+                    "reconcile.group",
+                    group_id,
+                    {"targets": _describe(new), "before": _describe(old)},
+                )
             if last is not None:
                 connection.execute(
                     delete(group_member_changes).where(
@@ -187,10 +201,6 @@ class ScimGroupReconciler:
                         group_member_changes.c.id <= last,
                     )
                 )
-        if old != new:
-            self.audit(
-                "reconcile.group", group_id, {"targets": _describe(new), "before": _describe(old)}
-            )
         return outcome
 
     def _recorded(self, group_id: str) -> dict[str, tuple[int, bool]]:
@@ -305,8 +315,71 @@ class GroupCreator:
         return created
 
 
+@dataclass
+class BatchReport:
+    """What one batch of marked users did in one GitLab group, for its ``reconcile.memberships``
+    event: every affected user named by SCIM id and GitLab user id, whatever their number.
+
+    Each change reads ``{"users": [SCIM ids], "gitlab_user_id": N, "action": A, ...}``, where A is
+
+    - ``set``: a membership the bridge manages made or changed to ``level``;
+    - ``raised``: a membership found in place at ``before`` raised to ``level`` (it is restored to
+      ``prior`` when the grant goes);
+    - ``restored``: set back to the level it was found at, ``level``;
+    - ``removed``: the direct membership removed;
+    - ``refused``: GitLab refused ``level`` (``reason``), typically below an inherited level;
+
+    with ``before``, the direct level GitLab had (None: no direct membership, or dry-run), and
+    ``prior`` whenever the bridge remembers a level found in place. ``users`` is a list because
+    two SCIM users may share one account. Ids are identifiers, not values: never redacted.
+    """
+
+    scim_ids: dict[int, list[str]]
+    direct: dict[int, int]
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+
+    def carried_out(self, account: int, decision: Decision) -> None:
+        """Name one account whose decision GitLab confirmed."""
+        before = self.direct.get(account)
+        remember = decision.remember
+        if decision.action == "remove":
+            action = "removed"
+        elif remember is None:
+            action = "restored"  # only a return to the level found in place forgets it
+        elif remember.prior is not None and before == remember.prior:
+            action = "raised"
+        else:
+            action = "set"
+        facts: dict[str, Any] = {"action": action}
+        if decision.action == "set":
+            facts["level"] = _level_name(decision.level)
+        facts["before"] = _level_name(before)
+        if remember is not None and remember.prior is not None:
+            facts["prior"] = _level_name(remember.prior)
+        self._add(account, facts)
+
+    def refused(self, account: int, level: int, reason: str) -> None:
+        before = _level_name(self.direct.get(account))
+        self._add(
+            account,
+            {"action": "refused", "level": _level_name(level), "before": before, "reason": reason},
+        )
+
+    def _add(self, account: int, facts: dict[str, Any]) -> None:
+        users = self.scim_ids.get(account, [])
+        self.changes.append({"users": users, "gitlab_user_id": account, **facts})
+
+    def detail(self, planned: bool) -> dict[str, Any]:
+        return {"actions": self.actions, "changes": self.changes, "planned": planned}
+
+
 class GitLabGroupReconciler:
-    """Step 2: the marked users of one GitLab group, made to hold exactly their desired level."""
+    """Step 2: the marked users of one GitLab group, made to hold exactly their desired level.
+
+    Each batch of marked users writes one ``reconcile.memberships`` event naming every user it
+    changed (:class:`BatchReport`), also when GitLab fails part-way through the batch.
+    """
 
     def __init__(
         self,
@@ -326,20 +399,16 @@ class GitLabGroupReconciler:
     def reconcile(self, path: str, deadline: Deadline | None = None) -> Outcome:
         deadline = deadline or Deadline()
         outcome = Outcome()
-        try:
-            with gitlab_trouble_is_retry():
-                group: GitLabGroup | None = None
-                while True:
-                    batch = self._marked(path)
-                    if not batch:
-                        break
-                    if group is None:
-                        deadline.check()
-                        group = self._group(path, deadline)
-                    self._apply(path, group, batch, deadline, outcome)
-        finally:
-            if outcome.actions:
-                self.audit("reconcile.memberships", path, {"actions": outcome.actions})
+        with gitlab_trouble_is_retry():
+            group: GitLabGroup | None = None
+            while True:
+                batch = self._marked(path)
+                if not batch:
+                    break
+                if group is None:
+                    deadline.check()
+                    group = self._group(path, deadline)
+                self._apply(path, group, batch, deadline, outcome)
         return outcome
 
     def _marked(self, path: str) -> dict[str, datetime]:
@@ -401,8 +470,10 @@ class GitLabGroupReconciler:
                 m.user_id: m.access_level for m in self.gitlab.members.list_all(group.id, ids)
             }
         wanted: dict[int, int] = defaultdict(int)  # two SCIM users may share one account
+        scim_ids: dict[int, list[str]] = defaultdict(list)
         for user_id, account in accounts.items():
             wanted[account] = max(wanted[account], levels.get(user_id, 0))
+            scim_ids[account].append(user_id)
         decisions = {
             account: decide(
                 level, managed.get(account), direct.get(account), effective.get(account)
@@ -412,31 +483,38 @@ class GitLabGroupReconciler:
         # Write ahead what the bridge is about to own, so a crash after GitLab's answer cannot
         # turn a membership it created into one it believes it found in place.
         self._save(path, {a: d for a, d in decisions.items() if d.action == "set" and d.remember})
+        report = BatchReport(dict(scim_ids), direct)
         done: set[int] = set()
         try:
-            self._execute(group, decisions, deadline, outcome, done)
+            self._execute(group, decisions, deadline, report, done)
         finally:
+            outcome.actions.extend(report.actions)
             # Users without a GitLab account yet are settled: linking their account marks them again.
             settled = {u: marked[u] for u in users if u not in accounts or accounts[u] in done}
-            self._save(path, {a: decisions[a] for a in done}, settled)
+            try:
+                # Also when GitLab failed part-way: what it did must reach the audit trail.
+                if report.changes:
+                    self.audit("reconcile.memberships", path, report.detail(self.gitlab.dry_run))
+            finally:
+                self._save(path, {a: decisions[a] for a in done}, settled)
 
     def _execute(
         self,
         group: GitLabGroup,
         decisions: dict[int, Decision],
         deadline: Deadline,
-        outcome: Outcome,
+        report: BatchReport,
         done: set[int],
     ) -> None:
-        """Make the calls, adding to ``done`` each account whose decision was carried out."""
+        """Make the calls, adding each account whose decision was carried out to ``done`` and to
+        ``report`` as soon as GitLab confirms it."""
         done.update(account for account, decision in decisions.items() if decision.action == "none")
         by_level: dict[int, list[int]] = defaultdict(list)
         for account, decision in decisions.items():
             if decision.action == "set" and decision.level is not None:
                 by_level[decision.level].append(account)
         for level, accounts in sorted(by_level.items()):
-            deadline.check()
-            done.update(self._set_level(group, accounts, level, outcome))
+            self._set_level(group, accounts, level, decisions, deadline, report, done)
         removals = [
             account for account, decision in decisions.items() if decision.action == "remove"
         ]
@@ -447,10 +525,11 @@ class GitLabGroupReconciler:
                 self._pace_deletion(group.full_path)
                 self.gitlab.members.remove(group.id, account)
                 done.add(account)
+                report.carried_out(account, decisions[account])
                 removed += 1
         finally:
             if removed:
-                outcome.actions.append(f"removed {removed} member(s) from {group.full_path}")
+                report.actions.append(f"removed {removed} member(s) from {group.full_path}")
 
     def _pace_deletion(self, path: str) -> None:
         """GitLab allows 60 member deletions a minute per group (gitlab.md): wait before the 61st
@@ -463,31 +542,67 @@ class GitLabGroupReconciler:
             raise Retry(detail, wait, paced=True)
 
     def _set_level(
-        self, group: GitLabGroup, accounts: list[int], level: int, outcome: Outcome
-    ) -> list[int]:
-        """One upsert per 100 users; if GitLab refuses some, find which, one by one."""
+        self,
+        group: GitLabGroup,
+        accounts: list[int],
+        level: int,
+        decisions: dict[int, Decision],
+        deadline: Deadline,
+        report: BatchReport,
+        done: set[int],
+    ) -> None:
+        """One upsert per 100 users; if GitLab refuses some, find which, one by one.
+
+        The calls go chunk by chunk, so when GitLab fails part-way the chunks it took are known.
+        """
         name = access_level_name(level)
+        taken = refusals = 0
+        one_by_one = False
+
+        def took(account: int) -> None:
+            nonlocal taken
+            report.carried_out(account, decisions[account])
+            done.add(account)
+            taken += 1
+
+        def refused(account: int, error: InvalidError) -> None:
+            # Typically a level below one inherited from a parent group, which GitLab refuses:
+            # the inherited membership already gives at least as much.
+            nonlocal refusals
+            report.refused(account, level, error.message)
+            done.add(account)
+            refusals += 1
+
         try:
-            self.gitlab.members.add_many(group.id, accounts, level)
-            outcome.actions.append(f"set {len(accounts)} member(s) of {group.full_path} to {name}")
-            return accounts
-        except InvalidError as error:
-            log.info("batched member add refused (%s); retrying one by one", error.message)
-        for account in accounts:
-            try:
-                self.gitlab.members.add_many(group.id, [account], level)
-            except InvalidError as error:
-                # Typically a level below one inherited from a parent group, which GitLab refuses:
-                # the inherited membership already gives at least as much.
-                self.audit(
-                    "reconcile.memberships.refused",
-                    group.full_path,
-                    {"gitlab_user_id": account, "level": name, "reason": error.message},
+            for chunk in member_chunks(accounts):
+                deadline.check()
+                try:
+                    self.gitlab.members.add_many(group.id, chunk, level)
+                except InvalidError as error:
+                    if len(chunk) == 1:
+                        refused(chunk[0], error)
+                        continue
+                    log.info("batched member add refused (%s); retrying one by one", error.message)
+                    one_by_one = True
+                    for account in chunk:
+                        deadline.check()
+                        try:
+                            self.gitlab.members.add_many(group.id, [account], level)
+                        except InvalidError as single:
+                            refused(account, single)
+                        else:
+                            took(account)
+                else:
+                    for account in chunk:
+                        took(account)
+        finally:
+            if taken:
+                how = ", one by one" if one_by_one else ""
+                report.actions.append(f"set {taken} member(s) of {group.full_path} to {name}{how}")
+            if refusals:
+                report.actions.append(
+                    f"GitLab refused {refusals} member(s) of {group.full_path} at {name}"
                 )
-        outcome.actions.append(
-            f"set {len(accounts)} member(s) of {group.full_path} to {name}, one by one"
-        )
-        return accounts
 
     def _save(
         self,
@@ -523,6 +638,11 @@ class GitLabGroupReconciler:
                         membership_dirty.c.marked_at <= marked_at,
                     )
                 )
+
+
+def _level_name(level: int | None) -> str | None:
+    """``developer``, as operators write levels; the number for a level GitLab has no name for."""
+    return None if level is None else LEVEL_NAMES.get(level, str(level))
 
 
 def _describe(targets: dict[str, tuple[int, bool]]) -> str:

@@ -4,6 +4,11 @@ Inline runs give Provision-on-demand real results and turn permanent GitLab refu
 errors; they stop at the request's deadline. Whatever is left (GitLab down, slow, rate limiting) the
 worker retries with exponential backoff and jitter, honouring ``Retry-After``, and parks a job that
 keeps failing so it is visible instead of retried forever.
+
+Every run happens under the context of the SCIM request that caused it: inline, the request's own;
+in the background, the one the job recorded when it was queued (``Job.cause``). So the audit events
+a run writes (its reconcile events, its GitLab calls, ``job.parked``) and the jobs it queues in turn
+name the request's actor and id, however long after the request the work is done.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Protocol
 
+from scim_bridge import context
 from scim_bridge.provisioning.reconciler import Deadline
 from scim_bridge.provisioning.reconciler import Outcome
 from scim_bridge.provisioning.reconciler import Rejected
@@ -125,17 +131,19 @@ class JobRunner:
         return len(due)
 
     def _run_background(self, job: Job) -> None:
-        try:
-            self._reconcile(job, Deadline())
-        except Rejected as rejection:
-            self._park(job, rejection.detail)
-        except Retry as retry:
-            self._retry(job, retry)
-        except Exception as error:
-            log.exception("reconcile of %s failed", job.key)
-            self._retry(job, Retry(repr(error)))
-        else:
-            self.queue.complete(job)
+        """Run one job as the request that caused it: its events and follow-ups carry that cause."""
+        with context.bound(job.cause):
+            try:
+                self._reconcile(job, Deadline())
+            except Rejected as rejection:
+                self._park(job, rejection.detail)
+            except Retry as retry:
+                self._retry(job, retry)
+            except Exception as error:
+                log.exception("reconcile of %s failed", job.key)
+                self._retry(job, Retry(repr(error)))
+            else:
+                self.queue.complete(job)
 
     def _park(self, job: Job, reason: str) -> None:
         self.queue.park(job, reason)

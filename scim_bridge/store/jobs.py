@@ -4,6 +4,9 @@ A job names an entity ("make GitLab agree with the store for user U"), never a c
 row per entity: enqueuing again bumps its ``generation`` instead of adding a row, so pending work
 coalesces. A runner claims a job with a lease; a crashed runner's lease simply expires. A run that
 finishes completes the job only if no newer write bumped the generation meanwhile.
+
+A job also remembers who caused it (``actor``, ``request_id``, ``source`` of the request context
+that queued it), so the events the background worker writes name the SCIM request behind them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from scim_bridge import clock
+from scim_bridge import context
 from scim_bridge.store.db import Database
 from scim_bridge.store.db import current_transaction
 from scim_bridge.store.schema import jobs
@@ -40,6 +44,15 @@ class Job:
     attempts: int
     run_after: datetime
     last_error: str | None
+    # The request that caused the work (the newest attributed one); None when nobody is known.
+    actor: str | None = None
+    request_id: str | None = None
+    source: str | None = None
+
+    @property
+    def cause(self) -> context.RequestContext:
+        """The request context the work runs under, so its audit events and jobs name the cause."""
+        return context.RequestContext(self.request_id, self.actor, self.source)
 
 
 @dataclass(frozen=True)
@@ -69,20 +82,38 @@ def _job(row: object) -> Job:
         attempts=mapping["attempts"],
         run_after=clock.aware(mapping["run_after"]),  # type: ignore[arg-type]
         last_error=mapping["last_error"],
+        actor=mapping["actor"],
+        request_id=mapping["request_id"],
+        source=mapping["source"],
     )
+
+
+def _cause() -> dict[str, str | None]:
+    """The columns naming who queues work now, or nothing when nobody is known.
+
+    Within a job's run the runner binds the job's own cause, so follow-up work inherits it. A
+    context without an actor (a CLI command, the worker's start-up) is not a cause: it must not
+    erase the name of the request that queued the work still pending in this row.
+    """
+    current = context.current()
+    if current.actor is None:
+        return {}
+    return {"actor": current.actor, "request_id": current.request_id, "source": current.source}
 
 
 def enqueue(kind: str, entity_id: str) -> str:
     """Ask for a reconcile of one entity, inside the writer's transaction; returns the job key.
 
     A parked job is revived: a new write is a new chance for it to succeed. Asking twice in one
-    transaction writes once: the generation a run compares against is bumped by the commit.
+    transaction writes once: the generation a run compares against is bumped by the commit. The
+    current request context is recorded as the job's cause; the newest attributed cause wins.
     """
     tx = current_transaction()
     key = job_key(kind, entity_id)
     if key in tx.job_keys:
         return key
     now = clock.now()
+    cause = _cause()
     bumped = tx.connection.execute(
         update(jobs)
         .where(jobs.c.key == key)
@@ -92,6 +123,7 @@ def enqueue(kind: str, entity_id: str) -> str:
             run_after=now,
             attempts=0,
             updated_at=now,
+            **cause,
         )
     ).rowcount
     if not bumped:
@@ -106,6 +138,7 @@ def enqueue(kind: str, entity_id: str) -> str:
                 run_after=now,
                 created_at=now,
                 updated_at=now,
+                **cause,
             )
         )
     tx.job_keys.append(key)
@@ -247,7 +280,7 @@ class JobQueue:
         now = clock.now()
         due = and_(jobs.c.state == PENDING, jobs.c.run_after <= now)
         with self.db.transaction(write=False) as tx:
-            counts = dict(
+            counts: dict[str, int] = dict(
                 tx.connection.execute(
                     select(jobs.c.state, func.count()).group_by(jobs.c.state)
                 ).all()

@@ -8,6 +8,8 @@ import pytest
 from sqlalchemy import update
 
 from scim_bridge import clock
+from scim_bridge import context
+from scim_bridge.context import RequestContext
 from scim_bridge.store import jobs as job_module
 from scim_bridge.store.db import Database
 from scim_bridge.store.jobs import JobQueue
@@ -91,3 +93,48 @@ def test_a_new_write_revives_a_parked_job(db: Database) -> None:
     enqueue(db)
     (revived,) = queue.list()
     assert revived.state == "pending" and revived.attempts == 0
+
+
+ENTRA = RequestContext(request_id="req-1", actor="token:entra", source="10.0.0.5")
+
+
+def test_a_job_names_the_request_that_queued_it(db: Database) -> None:
+    with context.bound(ENTRA):
+        enqueue(db)
+    (job,) = JobQueue(db).list()
+    assert (job.actor, job.request_id, job.source) == ("token:entra", "req-1", "10.0.0.5")
+    assert job.cause == ENTRA
+
+
+def test_the_newest_request_to_queue_a_job_is_its_cause(db: Database) -> None:
+    later = RequestContext(request_id="req-2", actor="client:entra", source="10.0.0.6")
+    with context.bound(ENTRA):
+        enqueue(db)
+    with context.bound(later):
+        enqueue(db)
+    (job,) = JobQueue(db).list()
+    assert job.cause == later
+
+
+def test_work_queued_without_an_actor_keeps_the_cause_it_had(db: Database) -> None:
+    """A command or the worker's start-up names nobody: it must not erase who asked first."""
+    enqueue(db, "u2")  # nobody at all
+    with context.bound(ENTRA):
+        enqueue(db)
+    with context.bound(RequestContext(request_id="cli-run")):
+        enqueue(db)
+    enqueue(db)
+    queue = JobQueue(db)
+    assert queue.get("user:u1").cause == ENTRA  # type: ignore[union-attr]
+    assert queue.get("user:u2").cause == RequestContext()  # type: ignore[union-attr]
+
+
+def test_a_claimed_job_carries_its_cause(db: Database) -> None:
+    with context.bound(ENTRA):
+        enqueue(db, "u1")
+        enqueue(db, "u2")
+    queue = JobQueue(db)
+    inline = queue.claim("user:u1", "inline", lease_seconds=60)
+    assert inline is not None and inline.cause == ENTRA
+    (background,) = queue.claim_due("worker", lease_seconds=60)
+    assert background.key == "user:u2" and background.cause == ENTRA
