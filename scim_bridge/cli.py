@@ -90,6 +90,8 @@ def main() -> None:
 
 
 def _banner(settings: Settings, host: str, port: int, tokens: int, clients: int) -> str:
+    from scim_bridge.store.db import display_url
+
     # Inside a container the bridge listens on 0.0.0.0; Entra knows it by its public URL.
     base = settings.auth.public_url or f"http://{host}:{port}"
     gitlab = settings.gitlab
@@ -110,7 +112,7 @@ def _banner(settings: Settings, host: str, port: int, tokens: int, clients: int)
             f"scim-bridge {__version__} listening on http://{host}:{port}",
             f"  SCIM base URL (Entra's Tenant URL): {base}/scim/v2",
             f"  OAuth2 token endpoint: {base}/oauth2/token",
-            f"  Database: {settings.database_url}",
+            f"  Database: {display_url(settings.database_url)}",  # the password as ***
             f"  GitLab: {target}",
             f"  Credentials: {credentials}",
         ]

@@ -6,17 +6,26 @@ workers never both read, then both try to upgrade to a write lock (which SQLite 
 one of them with "database is locked"). On PostgreSQL, writers lock the rows they read for update.
 A write transaction's last step, just before its commit, chains the audit events recorded in it
 (store/audit.py): the chain head is the last lock it takes, so the chain follows commit order.
+
+A SQLite file holds the token hashes and the audit trail: it is created mode 0600 before SQLite
+first opens it, and existing files (with their ``-wal`` and ``-shm``) are tightened to 0600.
+SQLite creates ``-wal`` and ``-shm`` with the main file's permissions, so they follow.
 """
 
 from __future__ import annotations
 
 import contextvars
+import os
+import stat
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection
 from sqlalchemy import Engine
@@ -25,12 +34,16 @@ from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 from scim_bridge.store.filters import SQLITE_FUNCTIONS
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_FILE_MODE = 0o600  # the owner only: the file holds token hashes and the audit trail
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 ROWS_PER_STATEMENT = 1000  # a multi-row INSERT stays well below both databases' parameter limits
 
 
@@ -61,7 +74,56 @@ _current: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
 )
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def display_url(url: str) -> str:
+    """A database URL as banners, logs and messages show it: any password as ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(a database URL that cannot be parsed)"  # never the raw text: it may hold one
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file a SQLite URL names, or None for an in-memory database (which has no file)."""
+    database = url.database
+    if not database or database == ":memory:" or url.query.get("mode") == "memory":
+        return None
+    if url.query.get("uri") and database.startswith("file:"):
+        # ``sqlite:///file:/srv/bridge.db?uri=true``: SQLite's URI filename (RFC 8089 style).
+        database = unquote(urlsplit(database).path)
+        if not database or database == ":memory:":
+            return None
+    return Path(database)
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the file mode 0600 if it is missing, so SQLite never creates it with the umask's."""
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, SQLITE_FILE_MODE)
+    except OSError:  # it exists; or, say, its directory does not, which SQLite then reports
+        return
+    os.close(descriptor)
+
+
+def _tighten_sqlite_files(path: Path) -> None:
+    """Take group and other permissions off the database file and its companions, if present."""
+    for suffix in SQLITE_COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        try:
+            mode = stat.S_IMODE(companion.stat().st_mode)
+            if mode & ~SQLITE_FILE_MODE:
+                companion.chmod(mode & SQLITE_FILE_MODE)
+        except OSError:  # absent, or not ours to change: nothing to tighten
+            continue
+
+
+def _configure_sqlite(engine: Engine, path: Path | None) -> None:
+    if path is not None:
+
+        @event.listens_for(engine, "do_connect")
+        def _before_connect(*_args: Any) -> None:
+            # On connect, not on construction: `scim-bridge check` must not create a missing file.
+            _private_sqlite_file(path)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (the pysqlite driver would defer it).
@@ -91,8 +153,11 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite:
             # One connection per checkout: SQLite connections are cheap and must not cross threads.
+            path = sqlite_path(parsed)
+            if path is not None:
+                _tighten_sqlite_files(path)
             self.engine = create_engine(url, poolclass=NullPool)
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, path)
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 

@@ -77,6 +77,8 @@ class DocumentStore(ScimStorage):
     unique_attribute: str  # the SCIM attribute unique case-insensitively (userName, displayName)
     unique_column: str  # its folded form's column
     display_column: str  # its value's column
+    # Attributes never kept, returned or audited, in lower case (see ``without_attributes``).
+    never_stored: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -116,7 +118,7 @@ class DocumentStore(ScimStorage):
         return row
 
     def _resource(self, row: Any, extra: dict[str, Any] | None = None) -> Resource[Any]:
-        document = dict(row["data"])
+        document = self.kept(row["data"])  # a row an older version wrote may hold one
         if extra:
             document.update(extra)
         resource = self.model.model_validate(document, scim_policy=self.policy)
@@ -191,7 +193,13 @@ class DocumentStore(ScimStorage):
         document: dict[str, Any] = resource.model_dump(scim_policy=self.policy)
         for key in ("id", "meta"):
             document.pop(key, None)
-        return document
+        return self.kept(document)
+
+    def kept(self, document: dict[str, Any]) -> dict[str, Any]:
+        """A copy of ``document`` without the attributes this resource type never stores."""
+        if not self.never_stored:
+            return dict(document)
+        return without_attributes(document, self.never_stored)
 
     def _check_unique(self, value: str, resource_id: str | None) -> None:
         column = self.table.c[self.unique_column]
@@ -217,6 +225,9 @@ class DocumentStore(ScimStorage):
 
     def written(self, change: Change, action: str, detail: dict[str, Any] | None = None) -> None:
         """Record a write: its change (for undo), its reconcile job and its audit event."""
+        # Neither the trail nor an undo may carry what is never stored, even from an older row.
+        change.before = None if change.before is None else self.kept(change.before)
+        change.after = None if change.after is None else self.kept(change.after)
         current_transaction().changes.append(change)
         jobs.enqueue(self.job_kind, change.resource_id)
         difference = changed(change.before, change.after)
@@ -287,6 +298,35 @@ class DocumentStore(ScimStorage):
 
 
 REDACTED = "[redacted]"
+
+
+def without_attributes(document: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """``document`` without the attributes ``names`` (lower case), however and wherever spelled.
+
+    A key matches in any case, bare (``PASSWORD``), URN-qualified
+    (``urn:ietf:params:scim:schemas:core:2.0:User:password``) or as the head of a dotted path
+    (``password.value``), at any depth: inside a schema-URN object
+    (``{"urn:ietf:params:scim:schemas:core:2.0:User": {"password": ...}}``), which the policy
+    that keeps unknown attributes would otherwise store as sent, and inside extensions.
+    """
+    return {
+        key: _without(value, names)
+        for key, value in document.items()
+        if not _names_one_of(key, names)
+    }
+
+
+def _without(value: Any, names: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return without_attributes(value, names)
+    if isinstance(value, list):
+        return [_without(item, names) for item in value]
+    return value
+
+
+def _names_one_of(key: str, names: frozenset[str]) -> bool:
+    attribute = key.rsplit(":", 1)[-1].split(".", 1)[0]
+    return attribute.strip().casefold() in names
 
 
 def changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:

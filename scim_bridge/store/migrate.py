@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from scim_bridge.store.db import Database
+from scim_bridge.store.db import display_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -57,7 +58,10 @@ def ensure_schema(db: Database, *, auto_migrate: bool) -> None:
     try:
         current = current_revision(db)
     except Exception as error:  # the database is unreachable or not a database
-        raise SchemaError(f"cannot open the database {db.engine.url!r}: {error}") from error
+        # The URL with its password hidden, and the driver's words without it should they echo it.
+        password = db.engine.url.password
+        reason = str(error).replace(str(password), "***") if password else str(error)
+        raise SchemaError(f"cannot open the database {display_url(db.url)}: {reason}") from error
     if current == head:
         return
     known = {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}

@@ -23,8 +23,10 @@ from scim_bridge.store.documents import DocumentStore
 from scim_bridge.store.schema import users
 
 USER_JOB = "user"
-# Attributes never kept: the bridge gives GitLab accounts random passwords of its own.
-NEVER_STORED = ("password",)
+# Attributes never kept, returned or audited, however spelled (``documents.without_attributes``):
+# the bridge gives GitLab accounts random passwords of its own, and a password Entra sends is
+# accepted and dropped.
+NEVER_STORED = frozenset({"password"})
 
 
 class UserStore(DocumentStore):
@@ -36,12 +38,7 @@ class UserStore(DocumentStore):
     unique_attribute = "userName"
     unique_column = "user_name_key"
     display_column = "user_name"
-
-    def document(self, resource: Resource[Any]) -> dict[str, Any]:
-        document = super().document(resource)
-        for key in NEVER_STORED:
-            document.pop(key, None)
-        return document
+    never_stored = NEVER_STORED
 
     def extra_columns(self, document: dict[str, Any]) -> dict[str, Any]:
         active = document.get("active")
