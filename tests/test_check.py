@@ -244,3 +244,55 @@ def test_levels_the_instance_lacks_a_missing_parent_and_a_scim_provider_are_name
     ]
     assert any(f.level is Level.WARN and "provider 'scim'" in f.message for f in findings)
     assert any("Community Edition (CE)" in f.message for f in findings if f.level is Level.OK)
+
+
+def test_entra_tenants_without_app_ids_fail_naming_the_key(
+    database_url: str, tmp_path: Path
+) -> None:
+    migrated(database_url)
+    env = environment(database_url, tmp_path, token=None)
+    env["SCIM_BRIDGE_AUTH_ENTRA_TENANT_IDS"] = "aaaabbbb-0000-cccc-1111-dddd2222eeee"
+
+    code, lines, printed = check(env)
+    assert code == 1, printed
+    failures = [line for line in lines if line.startswith("FAIL")]
+    assert len(failures) == 1 and failures[0].startswith("FAIL entra"), printed
+    assert "[auth.entra] app_ids" in failures[0]
+    assert "SCIM_BRIDGE_AUTH_ENTRA_APP_IDS" in failures[0]
+    assert lines[-1] == "check failed: 1 problem(s)"
+
+    env["SCIM_BRIDGE_AUTH_ENTRA_APP_IDS"] = "1e9ab15c-5e0a-4bd6-9a2a-7c4b4a2a5b9f"
+    code, lines, printed = check(env)
+    assert code == 0, printed
+    assert any(
+        line.startswith("OK   entra")
+        and "Entra-issued tokens from 1 tenant(s) and 1 app(s)" in line
+        for line in lines
+    )
+
+
+def test_check_resolves_the_protected_accounts_and_names_links_to_them(
+    gitlab: GitLabDouble, database_url: str, tmp_path: Path
+) -> None:
+    from scim_bridge.store.links import LinkStore
+    from scim_bridge.store.links import UserLink
+
+    migrated(database_url)
+    seed_groups(gitlab, "acme", "acme/engineering", "acme/ops", "entra")
+    alice = gitlab.add_user("alice", "alice@example.com", is_admin=True)
+    deploy = gitlab.add_user("deploy", "deploy@example.com")
+    db = Database(database_url)
+    # A link an earlier version made by email to an administrator.
+    LinkStore(db).save(UserLink("u1", alice["id"], "alice", "alice@example.com", "adopted"))
+    db.dispose()
+    env = environment(database_url, tmp_path, gitlab.url)
+    env["SCIM_BRIDGE_USERS_PROTECTED_USERNAMES"] = "root,deploy,ci-runner"
+
+    code, lines, printed = check(env)
+    assert code == 0, printed
+    (owners,) = [line for line in lines if line.startswith("OK   owners")]
+    assert f"root (id 1), alice (id {alice['id']}), deploy (id {deploy['id']})" in owners
+    warnings = [line for line in lines if line.startswith("WARN owners")]
+    assert any("no GitLab account is named 'ci-runner'" in line for line in warnings)
+    assert any(f"adopted link to alice (id {alice['id']})" in line for line in warnings)
+    assert not [r for r in gitlab.requests if r.method != "GET"], "a check only reads"

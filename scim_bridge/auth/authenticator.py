@@ -85,5 +85,5 @@ class Authenticator:
             caller = self.entra.verify(credential)
             if caller is None:
                 raise Refused("Entra JWT refused")
-            return f"entra:{getattr(caller, 'tenant_id', '?')}"
+            return f"entra:{getattr(caller, 'tenant_id', '?')}/{getattr(caller, 'app_id', '?')}"
         raise Refused("unrecognised credential")  # the floor hides that it took no lookup

@@ -6,6 +6,11 @@ entra.md §3.2 and Microsoft's access-token validation guide
 ``kid``; ``iss`` exactly ``https://sts.windows.net/<tenant-id>/`` for a tenant the operator allows;
 ``aud`` one of the configured audiences; ``exp``/``nbf`` with a little clock skew.
 
+A valid signature, tenant and audience are not enough: every app registered in an allowed tenant can
+get a token for the shared non-gallery audience. So the calling application (``appid`` in v1 tokens,
+``azp`` in v2) must be one of ``[auth.entra] app_ids`` too; with none configured, every token is
+refused, and the refusal names the app id and tenant, so the operator learns what to allow.
+
 The header's ``alg`` must be RS256 before anything else, so ``none`` and HMAC tokens (an HS256 token
 "signed" with the public key, the classic key-confusion attack) never reach a key. Keys are cached;
 an unknown ``kid`` refetches the JWKS at most once per ``jwks_refresh_floor_seconds``, so forged
@@ -35,7 +40,7 @@ ISSUER_PREFIX = "https://sts.windows.net/"
 @dataclass(frozen=True)
 class EntraCaller:
     tenant_id: str
-    app_id: str | None  # the token's appid/azp claim if present, for the audit trail only
+    app_id: str  # the token's appid (v1) or azp (v2), one of ``[auth.entra] app_ids``
 
 
 class _Refused(Exception):
@@ -56,13 +61,15 @@ class EntraTokenVerifier:
         self._timeout = timeout
         self._monotonic = monotonic
         self._tenants = {f"{ISSUER_PREFIX}{tid}/": tid for tid in settings.tenant_ids}
+        # Entra writes application ids as lower-case GUIDs; an operator may paste them otherwise.
+        self._app_ids = frozenset(app_id.lower() for app_id in settings.app_ids)
         self._lock = threading.Lock()
         self._keys: dict[str, Any] = {}  # kid → RSA public key
         self._loaded_at: float | None = None  # when the cached keys were fetched
         self._attempted_at: float | None = None  # the last fetch, successful or not
 
     def verify(self, token: str) -> EntraCaller | None:
-        """None for any token that is not a valid Entra token for an allowed tenant; never raises."""
+        """The caller of a valid token from an allowed tenant and app, else None; never raises."""
         try:
             return self._verify(token)
         except _Refused as refusal:
@@ -99,8 +106,21 @@ class EntraTokenVerifier:
         )
         if "tid" in claims and claims["tid"] != tenant_id:
             raise _Refused(f"tid does not match the issuer's tenant {tenant_id}")
+        return EntraCaller(tenant_id, self._allowed_app(claims, tenant_id))
+
+    def _allowed_app(self, claims: dict[str, Any], tenant_id: str) -> str:
+        """The calling app's id, if ``app_ids`` allows it; read from the verified claims only."""
         app_id = claims.get("appid", claims.get("azp"))
-        return EntraCaller(tenant_id, app_id if isinstance(app_id, str) else None)
+        if not isinstance(app_id, str) or not app_id:
+            raise _Refused(f"no appid or azp claim (tenant {tenant_id})")
+        if app_id.lower() not in self._app_ids:
+            allowed = "add it to" if self._app_ids else "no app is allowed: set"
+            raise _Refused(
+                f"app {app_id[:64]!r} of tenant {tenant_id} is not allowed; {allowed} "
+                "[auth.entra] app_ids (SCIM_BRIDGE_AUTH_ENTRA_APP_IDS) if it is Entra's "
+                "provisioning service for this bridge"
+            )
+        return app_id
 
     def _key(self, kid: str) -> Any | None:
         """The key for ``kid``, refetching the JWKS if it is unknown or stale (within the floor)."""

@@ -33,7 +33,7 @@ def run_all(bridge: Bridge) -> list[Finding]:
         findings += check_credentials(
             sum(1 for token in bridge.tokens.list() if token.status == "active"),
             sum(1 for client in bridge.clients.list() if client.status == "active"),
-            len(settings.auth.entra.tenant_ids),
+            settings.auth.entra,
         )
     config = settings.gitlab
     findings += check_gitlab(

@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from scim_bridge.checks.findings import Finding
 from scim_bridge.checks.findings import Level
+from scim_bridge.settings import EntraAuthSettings
 from scim_bridge.settings import Settings
 from scim_bridge.store import migrate
 from scim_bridge.store.db import Database
@@ -79,25 +80,48 @@ def database_ready(findings: Iterable[Finding]) -> bool:
     return all(f.level is not Level.FAIL for f in findings if f.subject == "database")
 
 
-def check_credentials(active_tokens: int, active_clients: int, entra_tenants: int) -> list[Finding]:
-    """Entra needs one way in: a bearer token, an OAuth2 client, or its own JWTs."""
+def check_credentials(
+    active_tokens: int, active_clients: int, entra: EntraAuthSettings
+) -> list[Finding]:
+    """Entra needs one way in: a bearer token, an OAuth2 client, or its own JWTs.
+
+    Entra-issued tokens need ``app_ids`` beside ``tenant_ids``: any app of the tenant can get a
+    token for the shared non-gallery audience, and the bridge refuses them all without the list.
+    """
+    findings = []
     ways = []
     if active_tokens:
         ways.append(f"{active_tokens} bearer token(s)")
     if active_clients:
         ways.append(f"{active_clients} OAuth2 client(s)")
-    if entra_tenants:
-        ways.append(f"Entra-issued tokens from {entra_tenants} tenant(s)")
-    if ways:
-        return [Finding(Level.OK, "entra", f"credentials: {', '.join(ways)}")]
-    return [
-        Finding(
-            Level.WARN,
-            "entra",
-            "no credentials yet, so Entra cannot call the bridge: run `scim-bridge clients "
-            "create entra` (OAuth2 client credentials) or `scim-bridge tokens create entra`",
+    if entra.tenant_ids and entra.app_ids:
+        ways.append(
+            f"Entra-issued tokens from {len(entra.tenant_ids)} tenant(s) and "
+            f"{len(entra.app_ids)} app(s)"
         )
-    ]
+    elif entra.tenant_ids:
+        findings.append(
+            Finding(
+                Level.FAIL,
+                "entra",
+                "[auth.entra] tenant_ids is set but [auth.entra] app_ids is empty, so every "
+                "Entra-issued token is refused: set app_ids (SCIM_BRIDGE_AUTH_ENTRA_APP_IDS) to "
+                "the calling app's id, which the bridge logs when it refuses a token "
+                "(\"app '...' of tenant ... is not allowed\")",
+            )
+        )
+    if ways:
+        findings.append(Finding(Level.OK, "entra", f"credentials: {', '.join(ways)}"))
+    else:
+        findings.append(
+            Finding(
+                Level.WARN,
+                "entra",
+                "no credentials yet, so Entra cannot call the bridge: run `scim-bridge clients "
+                "create entra` (OAuth2 client credentials) or `scim-bridge tokens create entra`",
+            )
+        )
+    return findings
 
 
 def _missing_sqlite_file(db: Database) -> Path | None:

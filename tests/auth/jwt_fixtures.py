@@ -29,8 +29,11 @@ from scim_bridge.settings import ENTRA_NON_GALLERY_AUDIENCE
 
 TENANT = "aaaabbbb-0000-cccc-1111-dddd2222eeee"
 OTHER_TENANT = "99998888-7777-6666-5555-444433332222"
-# The Entra provisioning service's app ID as it appears in ``appid`` (not relied upon, §3.2).
+# The Entra provisioning service's app ID as it appears in ``appid``: undocumented for this flow
+# (§3.2), so the operator allows it by name in ``[auth.entra] app_ids``.
 PROVISIONING_APP_ID = "1e9ab15c-5e0a-4bd6-9a2a-7c4b4a2a5b9f"
+# Another app registered in the same tenant, holding a token for the same shared audience.
+OTHER_APP_ID = "7c0ffee0-1234-4abc-8def-0123456789ab"
 
 
 def b64url(data: bytes) -> str:

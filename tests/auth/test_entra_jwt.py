@@ -1,4 +1,5 @@
-"""Entra-issued JWTs (blank Secret Token, entra.md §3.2): accepted only when genuine.
+"""Entra-issued JWTs (blank Secret Token, entra.md §3.2): accepted only when genuine, and only from
+the calling applications ``[auth.entra] app_ids`` names.
 
 The first tests go through the SCIM endpoint as Entra would; the rest drive ``EntraTokenVerifier``
 directly where a clock or threads must be controlled. The JWKS is always served on a real port.
@@ -21,6 +22,7 @@ from scim_bridge.auth.entra_jwt import EntraCaller
 from scim_bridge.auth.entra_jwt import EntraTokenVerifier
 from scim_bridge.settings import EntraAuthSettings
 from scim_bridge.store import audit
+from tests.auth.jwt_fixtures import OTHER_APP_ID
 from tests.auth.jwt_fixtures import OTHER_TENANT
 from tests.auth.jwt_fixtures import PROVISIONING_APP_ID
 from tests.auth.jwt_fixtures import TENANT
@@ -59,6 +61,7 @@ def jwks_server(key: RsaKey) -> Iterator[JwksServer]:
 def entra_settings(url: str, **overrides: Any) -> EntraAuthSettings:
     values: dict[str, Any] = {
         "tenant_ids": (TENANT,),
+        "app_ids": (PROVISIONING_APP_ID,),
         "jwks_url": url,
         "leeway_seconds": LEEWAY,
         "jwks_refresh_floor_seconds": 3600.0,
@@ -94,7 +97,7 @@ def assert_refused(response: Any) -> None:
     assert body["status"] == "401"
 
 
-def test_valid_entra_token_is_served_and_audited_as_the_tenant(
+def test_valid_entra_token_is_served_and_audited_as_the_tenant_and_app(
     entra_bridge: Any, key: RsaKey
 ) -> None:
     bridge = entra_bridge()
@@ -108,7 +111,50 @@ def test_valid_entra_token_is_served_and_audited_as_the_tenant(
     )
     assert created.status_code == 201, created.get_data(as_text=True)
     writes = list(audit.events(bridge.bridge.db, action_prefix="scim.user"))
-    assert writes and {event["actor"] for event in writes} == {f"entra:{TENANT}"}
+    assert writes and {event["actor"] for event in writes} == {
+        f"entra:{TENANT}/{PROVISIONING_APP_ID}"
+    }
+
+
+def test_token_of_an_app_that_is_not_allowed_is_refused(
+    entra_bridge: Any, key: RsaKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Genuine in every other way: any app of the tenant can get a token for the shared audience.
+    token = sign(entra_claims(appid=OTHER_APP_ID), key)
+    with caplog.at_level(logging.INFO, logger="scim_bridge.auth.entra_jwt"):
+        assert_refused(get_users(entra_bridge(), token))
+    assert OTHER_APP_ID in caplog.text and TENANT in caplog.text
+    assert token.split(".")[1] not in caplog.text and token.split(".")[2] not in caplog.text
+
+
+def test_v2_token_naming_its_app_in_azp_is_served_and_audited(
+    entra_bridge: Any, key: RsaKey
+) -> None:
+    bridge = entra_bridge(app_ids=(OTHER_APP_ID,))
+    token = sign(entra_claims(appid=None, azp=OTHER_APP_ID, ver="2.0"), key)
+    created = bridge.app.test_client().post(
+        "/scim/v2/Users",
+        json=entra_user(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
+    )
+    assert created.status_code == 201, created.get_data(as_text=True)
+    writes = list(audit.events(bridge.bridge.db, action_prefix="scim.user"))
+    assert {event["actor"] for event in writes} == {f"entra:{TENANT}/{OTHER_APP_ID}"}
+    assert_refused(get_users(bridge, sign(entra_claims(appid=None, azp="some-other-app"), key)))
+
+
+def test_without_app_ids_every_entra_token_is_refused_and_the_log_says_which_app(
+    entra_bridge: Any, key: RsaKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    bridge = entra_bridge(app_ids=())
+    with caplog.at_level(logging.INFO, logger="scim_bridge.auth.entra_jwt"):
+        for claims in (entra_claims(), entra_claims(appid=None, azp=PROVISIONING_APP_ID)):
+            assert_refused(get_users(bridge, sign(claims, key)))
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 2
+    for message in refusals:
+        assert PROVISIONING_APP_ID in message and TENANT in message and "app_ids" in message
+    assert get_users(bridge, bridge.token).status_code == 200  # the bridge's own tokens still work
 
 
 def test_token_from_another_tenant_is_refused(entra_bridge: Any, key: RsaKey) -> None:
@@ -232,11 +278,19 @@ def verifier_for(server: JwksServer, clock: FakeClock | None = None, **overrides
 
 
 def test_verifier_returns_the_tenant_and_app_id(jwks_server: JwksServer, key: RsaKey) -> None:
-    verifier = verifier_for(jwks_server)
+    verifier = verifier_for(jwks_server, app_ids=(PROVISIONING_APP_ID, "azp-client"))
     assert verifier.verify(sign(entra_claims(), key)) == EntraCaller(TENANT, PROVISIONING_APP_ID)
     without_appid = entra_claims(appid=None, azp="azp-client")
     assert verifier.verify(sign(without_appid, key)) == EntraCaller(TENANT, "azp-client")
-    assert verifier.verify(sign(entra_claims(appid=None), key)) == EntraCaller(TENANT, None)
+    assert verifier.verify(sign(entra_claims(appid=None), key)) is None  # no app named at all
+
+
+def test_app_ids_compare_as_guids_do_regardless_of_case(
+    jwks_server: JwksServer, key: RsaKey
+) -> None:
+    verifier = verifier_for(jwks_server, app_ids=(PROVISIONING_APP_ID.upper(),))
+    assert verifier.verify(sign(entra_claims(), key)) == EntraCaller(TENANT, PROVISIONING_APP_ID)
+    assert verifier.verify(sign(entra_claims(appid=OTHER_APP_ID), key)) is None
 
 
 def test_verifier_accepts_any_configured_tenant_and_audience(
@@ -272,6 +326,10 @@ def forgeries(key: RsaKey, other_key: RsaKey) -> dict[str, str]:
         "unknown key under a known kid": sign(entra_claims(), other_key, kid=key.kid),
         "tampered claims": _tampered(sign(entra_claims(), key)),
         "no kid": _without_kid(entra_claims(), key),
+        "app not allowed": sign(entra_claims(appid=OTHER_APP_ID), key),
+        "azp not allowed": sign(entra_claims(appid=None, azp=OTHER_APP_ID), key),
+        "no appid nor azp": sign(entra_claims(appid=None), key),
+        "appid not a string": sign(entra_claims(appid=[PROVISIONING_APP_ID]), key),
     }
 
 
@@ -415,6 +473,7 @@ def test_refusals_are_logged_without_the_token(
             assert verifier.verify(token) is None
     text = caplog.text
     assert "Entra token refused" in text and OTHER_TENANT in text and other_key.kid in text
+    assert OTHER_APP_ID in text  # the refused app, so the operator knows what it would allow
     for token in tokens:
         for part in token.split("."):
             assert len(part) < 8 or part not in text

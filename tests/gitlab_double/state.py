@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tests.gitlab_double.ratelimit import RollingLimiter
+from tests.gitlab_double.records import USER_TYPES
 from tests.gitlab_double.records import EmailRecord
 from tests.gitlab_double.records import GroupRecord
 from tests.gitlab_double.records import IdentityRecord
 from tests.gitlab_double.records import MailRecord
 from tests.gitlab_double.records import MemberRecord
-from tests.gitlab_double.records import USER_TYPES
 from tests.gitlab_double.records import TokenRecord
 from tests.gitlab_double.records import UserRecord
 from tests.gitlab_double.records import now_iso
