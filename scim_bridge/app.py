@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask import Flask
 from flask import Response
 from flask import jsonify
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scim_bridge.bridge import Bridge
 from scim_bridge.metrics import exposition
 from scim_bridge.metrics import web as web_metrics
+from scim_bridge.server.proxies import ForwardedHeaders
+from scim_bridge.server.proxies import TrustedProxies
 from scim_bridge.settings import Settings
 from scim_bridge.settings import load_settings
 from scim_bridge.store import migrate
@@ -48,10 +49,13 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         """Prometheus text format; no credential needed, and no label names a user or an id."""
         return Response(exposition.render(bridge.queue), content_type=exposition.CONTENT_TYPE)
 
-    hops = bridge.settings.server.proxy_hops
-    if hops:
-        # The caller's address and scheme as the trusted proxies saw them (audit, rate limits).
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
-        )
+    server = bridge.settings.server
+    # The caller's address and scheme as the trusted proxies saw them (audit, rate limits); the
+    # headers of any other peer are ignored, so a caller cannot claim another address.
+    app.wsgi_app = ForwardedHeaders(  # type: ignore[method-assign]
+        app.wsgi_app,
+        TrustedProxies(server.trusted_proxies),
+        hops=server.proxy_hops,
+        trust_host=server.trust_forwarded_host,
+    )
     return app

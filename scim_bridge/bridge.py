@@ -264,11 +264,14 @@ class Bridge:
             from scim_bridge.auth.entra_jwt import EntraTokenVerifier
 
             entra = EntraTokenVerifier(self.settings.auth.entra)
+        per_minute = self.settings.auth.failures_per_minute
         return Authenticator(
             self.tokens,
             self.clients,
             entra,
             failure_floor=self.settings.auth.failure_floor_ms / 1000,
+            # Failed authentications per address: a bucket of a minute's allowance.
+            failures=RateLimiter(per_minute / 60, per_minute),
         )
 
     @cached_property
@@ -298,7 +301,7 @@ class Bridge:
             allowed_scopes=auth.oauth_scopes,
             public_url=auth.public_url,
             audience_path=SCIM_PATH,
-            on_failure=self.authenticator.pad,
+            refusals=self.authenticator,
             limiter=self.limiter,
         )
 
@@ -311,5 +314,6 @@ class Bridge:
             committed=self.run_committed,
             revert=self.revert,
             limiter=self.limiter,
+            failures=self.authenticator,
             public_base_url=self.public_scim_url,
         )

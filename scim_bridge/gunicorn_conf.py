@@ -1,7 +1,9 @@
 """The gunicorn configuration, shared by ``scim-bridge serve``, the Dockerfile and the tests.
 
 Threads serve Entra's concurrent requests while one waits on GitLab; the timeout stays above the
-inline reconcile deadline (at most 55 s), and below Entra's 60 s limit for an answer.
+inline reconcile deadline (at most 55 s), and below Entra's 60 s limit for an answer. The worker is
+gthread with a front door (``scim_bridge.server.worker``): refusals wait for their release time
+without a thread, and one address can hold only ``[server] max_connections_per_address``.
 """
 
 import os
@@ -12,10 +14,12 @@ from prometheus_client import multiprocess
 from scim_bridge import gunicorn_logs
 from scim_bridge import logs
 from scim_bridge.metrics import exposition
+from scim_bridge.server.proxies import TrustedProxies
+from scim_bridge.settings import load_settings
 
 bind = os.environ.get("SCIM_BRIDGE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("SCIM_BRIDGE_SERVER_WORKERS", "2"))
-worker_class = "gthread"
+worker_class = "scim_bridge.server.worker.FrontDoorWorker"
 threads = int(os.environ.get("SCIM_BRIDGE_SERVER_THREADS", "8"))
 timeout = 90
 graceful_timeout = 20
@@ -28,10 +32,27 @@ if logs.log_format() == "json":
 else:
     access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss rid=%({x-request-id}o)s'
 errorlog = "-"
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn believes X-Forwarded-Proto from the same peers as the app: [server] trusted_proxies
+# (none by default). FORWARDED_ALLOW_IPS is not read: one list, so the two cannot disagree.
+_trusted = TrustedProxies(load_settings().server.trusted_proxies)
+forwarded_allow_ips = _trusted.gunicorn_list()
 # gunicorn's control socket lives at one fixed path per user; several instances on one host would
 # fight over it, and the bridge does not use it.
 control_socket_disable = True
+
+
+def on_starting(server: Any) -> None:
+    """FORWARDED_ALLOW_IPS used to name the proxies; say so if it is set and now ignored."""
+    legacy = [entry for entry in os.environ.get("FORWARDED_ALLOW_IPS", "").split(",") if entry]
+    try:
+        same = set(TrustedProxies(legacy).networks) == set(_trusted.networks)
+    except ValueError:  # "*" or a typo
+        same = False
+    if legacy and not same:
+        server.log.warning(
+            "FORWARDED_ALLOW_IPS is ignored: set [server] trusted_proxies "
+            "(SCIM_BRIDGE_SERVER_TRUSTED_PROXIES) to the proxies' addresses instead"
+        )
 
 
 def post_fork(server: object, worker: object) -> None:

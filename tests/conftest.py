@@ -109,9 +109,10 @@ def make_settings(database_url: str, gitlab_url: str | None = None, **sections: 
         database_url=database_url,
         gitlab=gitlab,
         reconcile=ReconcileSettings(inline_deadline_seconds=5.0, backoff_base_seconds=0.01),
-        # Refusals are not padded, and a test client sending as fast as it can is not throttled;
-        # tests/auth/test_guards.py checks both guards with the settings an operator would use.
-        auth=AuthSettings(failure_floor_ms=0),
+        # Refusals are not padded, and a test client sending as fast as it can is not throttled,
+        # nor are its failed authentications; tests/auth/test_guards.py and test_front_door.py
+        # check these guards with the settings an operator would use.
+        auth=AuthSettings(failure_floor_ms=0, failures_per_minute=1_000_000),
         server=ServerSettings(rate_limit_per_second=1e6, rate_limit_burst=1_000_000),
     )
     for name, values in sections.items():

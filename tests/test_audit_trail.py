@@ -61,14 +61,20 @@ def test_behind_a_proxy_the_callers_address_is_audited_and_cannot_be_forged_with
         direct.scim.post("/Users", entra_user("a@contoso.com"), headers=forwarded).status_code
         == 201
     )
-    proxied = make_bridge(server={"proxy_hops": 1})
+    proxied = make_bridge(server={"proxy_hops": 1, "trusted_proxies": ("127.0.0.1",)})
     assert (
         proxied.scim.post("/Users", entra_user("b@contoso.com"), headers=forwarded).status_code
         == 201
     )
+    # The same bridge, called by a peer that is not one of its proxies: the header is its own.
+    stranger = {"REMOTE_ADDR": "198.51.100.7"}
+    created = proxied.scim.post(
+        "/Users", entra_user("c@contoso.com"), headers=forwarded, environ_base=stranger
+    )
+    assert created.status_code == 201
     sources = {
         event["target"]: event["source"]
         for bridge in (direct, proxied)
         for event in audit.events(bridge.bridge.db, action_prefix="scim.user.create")
     }
-    assert sorted(sources.values()) == ["127.0.0.1", "203.0.113.9"]
+    assert sorted(sources.values()) == ["127.0.0.1", "198.51.100.7", "203.0.113.9"]

@@ -319,7 +319,8 @@ def test_the_proxy_is_the_only_address_trusted_for_forwarded_headers() -> None:
     (subnet,) = [entry["subnet"] for entry in compose()["networks"][network]["ipam"]["config"]]
     assert address in ipaddress.ip_network(subnet)
     for name in BRIDGES:
-        assert environment(name)["FORWARDED_ALLOW_IPS"] == str(address)
+        assert environment(name)["SCIM_BRIDGE_SERVER_TRUSTED_PROXIES"] == str(address)
+        assert "FORWARDED_ALLOW_IPS" not in environment(name), "one list: trusted_proxies"
         assert network in service(name)["networks"]
 
 

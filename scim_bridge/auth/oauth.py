@@ -3,6 +3,11 @@
 RFC 6749 §4.4 (the grant), §2.3.1 (client_secret_basic and client_secret_post: Entra's "Header",
 "Body" and "Both" send methods, entra.md §3.3), §5.1 (the answer, ``Cache-Control: no-store``) and
 §5.2 (the errors; ``invalid_client`` is 401 with ``WWW-Authenticate``).
+
+A refused client takes as long as any refused credential and counts as a failed authentication
+of its address (``scim_bridge.auth.authenticator``): past ``[auth] failures_per_minute`` the
+address gets 429 ``slow_down``. Other malformed requests count against the address's request
+rate; a client that authenticates is limited by its own rate, never by its address's traffic.
 """
 
 from __future__ import annotations
@@ -11,9 +16,9 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+from typing import Protocol
 from urllib.parse import unquote_plus
 
 from flask import Blueprint
@@ -31,6 +36,18 @@ log = logging.getLogger(__name__)
 TOKEN_PATH = "/oauth2/token"
 FORM = "application/x-www-form-urlencoded"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class Refusals(Protocol):
+    """What a refused client costs (``scim_bridge.auth.authenticator.Authenticator``)."""
+
+    def pad(self, started: float) -> None:
+        """Make the refusal that began at ``started`` take the failure floor."""
+        ...
+
+    def failed(self, source: str | None) -> float | None:
+        """Count a failed authentication: None, or the seconds ``source`` must wait."""
+        ...
 
 
 class OAuthError(Exception):
@@ -92,7 +109,7 @@ class TokenEndpoint:
         allowed_scopes: tuple[str, ...],
         public_url: str | None,
         audience_path: str,
-        on_failure: Callable[[float], None],
+        refusals: Refusals,
         limiter: Limiter | None = None,
     ) -> None:
         self.clients = clients
@@ -101,8 +118,8 @@ class TokenEndpoint:
         # Issuer: the public URL, else the one the request came in on; audience: its SCIM base.
         self.public_url = public_url
         self.audience_path = audience_path
-        # Makes a refused client take as long as any other refusal (auth/authenticator.py).
-        self.on_failure = on_failure
+        # Makes a refused client take as long as any other refusal, and counts it.
+        self.refusals = refusals
         self.limiter = limiter
 
     def blueprint(self) -> Blueprint:
@@ -112,10 +129,6 @@ class TokenEndpoint:
 
     def _token(self) -> Response:
         started = time.monotonic()
-        wait = self.limiter.take(f"token:{request.remote_addr}") if self.limiter else None
-        if wait is not None:
-            error = OAuthError("slow_down", "too many token requests", 429)
-            return _error(error, {"Retry-After": retry_after_header(wait)})
         try:
             form = _form()
             if form.get("grant_type") is None:
@@ -126,18 +139,18 @@ class TokenEndpoint:
                 )
             client = self._client(form)
             scope = self._scope(form.get("scope"))
-            issuer = self.public_url or request.host_url.rstrip("/")
-            issued = self.clients.issue_token(
-                client,
-                issuer=issuer,
-                audience=f"{issuer}{self.audience_path}",
-                scope=scope,
-                lifetime=self.lifetime,
-            )
         except OAuthError as error:
-            if error.error == "invalid_client":
-                self.on_failure(started)
-            return _error(error)
+            return self._refused(error, started, request.remote_addr)
+        if self.limiter and (wait := self.limiter.take(f"token-client:{client.name}")) is not None:
+            return _slow_down(wait)
+        issuer = self.public_url or request.host_url.rstrip("/")
+        issued = self.clients.issue_token(
+            client,
+            issuer=issuer,
+            audience=f"{issuer}{self.audience_path}",
+            scope=scope,
+            lifetime=self.lifetime,
+        )
         body: dict[str, Any] = {
             "access_token": issued.token,
             "token_type": "Bearer",
@@ -145,6 +158,17 @@ class TokenEndpoint:
             "scope": issued.scope or " ".join(self.allowed_scopes),
         }
         return _json(body, 200)
+
+    def _refused(self, error: OAuthError, started: float, source: str | None) -> Response:
+        """The error, or 429 when the address has failed (or sent bad requests) too often."""
+        if error.error == "invalid_client":
+            self.refusals.pad(started)
+            wait = self.refusals.failed(source)
+        else:
+            wait = self.limiter.take(f"token:{source}") if self.limiter else None
+        if wait is not None:
+            return _slow_down(wait)
+        return _error(error)
 
     def _client(self, form: dict[str, str]) -> VerifiedClient:
         client_id, secret = _client_credentials(form)
@@ -173,6 +197,11 @@ def _json(body: dict[str, Any], status: int, headers: dict[str, str] | None = No
     response.status_code = status
     response.headers.update({**NO_STORE, **(headers or {})})
     return response
+
+
+def _slow_down(wait: float) -> Response:
+    error = OAuthError("slow_down", "too many token requests", 429)
+    return _error(error, {"Retry-After": retry_after_header(wait)})
 
 
 def _error(error: OAuthError, headers: dict[str, str] | None = None) -> Response:

@@ -82,6 +82,14 @@ class Limiter(Protocol):
     def waiting(self, key: str) -> float | None: ...
 
 
+class Failures(Protocol):
+    """Counts failed authentications per address (``scim_bridge.auth.authenticator``)."""
+
+    def failed(self, source: str | None) -> float | None:
+        """None while ``source`` may fail again, else the seconds until it may."""
+        ...
+
+
 def _request_id() -> str:
     for header in REQUEST_ID_HEADERS:
         value = request.headers.get(header)
@@ -102,6 +110,7 @@ class ScimEndpoints:
         committed: Committed,
         revert: Reverter,
         limiter: Limiter | None = None,
+        failures: Failures | None = None,
         public_base_url: str | None = None,
     ) -> None:
         self.handler = handler
@@ -111,6 +120,7 @@ class ScimEndpoints:
         self.committed = committed
         self.revert = revert
         self.limiter = limiter
+        self.failures = failures
         # The base URL clients use (behind a proxy that changes the host), for meta.location.
         self.public_base_url = public_base_url
 
@@ -134,14 +144,13 @@ class ScimEndpoints:
         return response
 
     def _respond(self, request_id: str, source: str | None) -> Response:
-        refusals = f"refused:{source}"
-        if self.limiter and (wait := self.limiter.waiting(refusals)) is not None:
-            return _too_many(wait)  # this address keeps failing to authenticate
+        # Authentication first: only a failure counts against the address, so a valid credential
+        # is never refused for what else comes from there.
         try:
             actor = self.authenticate(request.headers.get("Authorization"), self._base_url())
         except SCIMException as error:
-            if self.limiter:
-                self.limiter.take(refusals)
+            if self.failures and (wait := self.failures.failed(source)) is not None:
+                return _too_many(wait, "too many failed authentications from this address")
             return _to_flask(self.service.error_response(error))
         if self.limiter and (wait := self.limiter.take(f"caller:{actor}")) is not None:
             return _too_many(wait)
@@ -189,9 +198,9 @@ class ScimEndpoints:
         return response
 
 
-def _too_many(wait: float) -> Response:
+def _too_many(wait: float, reason: str = "too many requests") -> Response:
     """429 with ``Retry-After``: Entra backs off and retries (entra.md §5)."""
-    error = Error(status=429, detail="too many requests; retry after the time given")
+    error = Error(status=429, detail=f"{reason}; retry after the time given")
     response = _to_flask(_error_response(error))
     response.headers["Retry-After"] = retry_after_header(wait)
     return response

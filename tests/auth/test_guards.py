@@ -101,7 +101,7 @@ def test_the_limiter_admits_any_steady_rate_below_its_own(rate: float) -> None:
 
 
 def test_an_address_that_keeps_failing_is_throttled(make_bridge: Any) -> None:
-    bridge = minimal_limit(make_bridge)
+    bridge = make_bridge(auth={"failures_per_minute": 60})  # the default
     http = bridge.app.test_client()
     for _ in range(200):
         response = http.get("/scim/v2/Users", headers={"Authorization": "Bearer guess"})

@@ -1,0 +1,241 @@
+"""The bridge's gunicorn worker: gthread, with refusals held by a timer and a per-address cap.
+
+gunicorn's ``gthread`` worker serves each request on a pool thread. Two things let a flood of bad
+credentials from one address starve valid callers there, and this worker changes only those:
+
+- **A refusal must take the failure floor, but not a thread.** The app marks such an answer
+  (``scim_bridge.server.hold``) before any byte is written, since Flask builds the whole response
+  first. The socket gunicorn writes to is then a buffer; the pool thread returns at once, and one
+  releaser thread writes the bytes when they fall due, then gives the connection back to the main
+  loop exactly as gunicorn would have (kept alive, or closed).
+- **One address may hold only so much** (``[server] max_connections_per_address`` in service, of
+  which half the threads at most on a thread, and a few hundred open; see ``admission``): its
+  other connections wait unread, without a thread.
+  Trusted proxies are exempt: they carry every caller, and must limit per client themselves.
+
+Two of gthread's waits move off the threads that matter, for the same reason: a new connection
+waits for its first bytes in the main loop's poller rather than on a pool thread, and a graceful
+close (FIN, then read until the peer closes, up to two seconds) happens on the releaser's thread,
+not on the main loop, where a peer that never closes would stall every connection of the process.
+"""
+
+from __future__ import annotations
+
+import errno
+import selectors
+import time
+from concurrent.futures import Future
+from functools import partial
+from typing import Any
+
+from gunicorn import util
+from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT
+from gunicorn.workers.gthread import TConn
+from gunicorn.workers.gthread import ThreadWorker
+
+from scim_bridge.server import hold as holds
+from scim_bridge.server.admission import AddressGate
+from scim_bridge.server.proxies import TrustedProxies
+from scim_bridge.server.proxies import parse_address
+from scim_bridge.server.releaser import Releaser
+from scim_bridge.settings import load_settings
+
+# Connections of one address that may wait for a place in service, per process, beyond those in
+# service; past it, new ones are closed as they are accepted. Several hundred keep a busy client
+# served (they wait, they are not refused) while one address cannot fill worker_connections.
+WAITING_PER_ADDRESS = 256
+
+
+class Held:
+    """An answer built and buffered, to be written at ``due``."""
+
+    __slots__ = ("data", "due", "keepalive")
+
+    def __init__(self, due: float, data: bytes, keepalive: bool) -> None:
+        self.due = due
+        self.data = data
+        self.keepalive = keepalive
+
+
+class HoldingSocket:
+    """What gunicorn writes a response to: the socket itself, or a buffer once a hold was asked.
+
+    The app decides before the first byte of its response is written, so an answer is either all
+    written now or all buffered. Anything else (reads, ``shutdown``, ``close``) goes to the socket.
+    """
+
+    def __init__(self, sock: Any, hold: holds.Hold) -> None:
+        self._sock = sock
+        self._hold = hold
+        self.buffer = bytearray()
+
+    def _holding(self) -> bool:
+        return self._hold.due is not None or bool(self.buffer)
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        if self._holding():
+            self.buffer += data
+        else:
+            self._sock.sendall(data, flags)
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        if self._holding():
+            self.buffer += data
+            return len(data)
+        return int(self._sock.send(data, flags))
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        if not self._holding():
+            return int(self._sock.sendfile(file, offset, count))
+        file.seek(offset)
+        data = file.read() if count is None else file.read(count)
+        self.buffer += data
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class Conn(TConn):  # type: ignore[misc]
+    """gunicorn's connection, knowing its address's key, whether it is held, and how to close."""
+
+    def __init__(
+        self, cfg: Any, sock: Any, client: Any, server: Any, worker: FrontDoorWorker
+    ) -> None:
+        super().__init__(cfg, sock, client, server)
+        self.worker = worker
+        self.key = worker.address_key(client)
+        self.held: Held | None = None
+        self.closed = False
+
+    def close(self, graceful: bool = False) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.worker.connection_closed(self)
+        if graceful:
+            self.worker.releaser.linger(self.sock)
+        else:
+            util.close(self.sock)
+
+
+class FrontDoorWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's gthread worker that holds refusals without a thread and caps each address."""
+
+    def init_process(self) -> None:
+        settings = load_settings()
+        self.trusted = TrustedProxies(settings.server.trusted_proxies)
+        limit = settings.server.max_connections_per_address
+        # Half the threads at most for one address, so its slow requests cannot take them all.
+        threads = max(1, self.cfg.threads // 2)
+        self.gate: AddressGate[Conn] = AddressGate(limit, limit + WAITING_PER_ADDRESS, threads)
+        self.releaser = Releaser(self._deliver, stopping=lambda: not self.alive)
+        super().init_process()  # runs the worker: everything it uses exists before
+
+    def run(self) -> None:
+        self.releaser.start()
+        try:
+            super().run()
+        finally:
+            self.releaser.stop()
+
+    def address_key(self, client: Any) -> str | None:
+        """The peer address the caps count by; None (not counted) for trusted proxies, sockets."""
+        address = parse_address(client[0]) if isinstance(client, tuple) and client else None
+        if address is None or address in self.trusted:
+            return None
+        return str(address)
+
+    # -- Accepting: the open-connection cap, and the first bytes awaited in the poller ----------
+
+    def accept(self, listener: Any) -> None:
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        key = self.address_key(client_addr)
+        if key is not None and not self.gate.opened(key):
+            util.close(client_sock)  # this address already holds all it may
+            return
+        self.nr_conns += 1
+        conn = Conn(self.cfg, client_sock, client_addr, listener.getsockname(), self)
+        # Wait for the request in the poller, as gthread does for a deferred connection, so a
+        # silent connection costs no thread.
+        conn.timeout = time.monotonic() + max(self.cfg.keepalive, DEFAULT_WORKER_DATA_TIMEOUT)
+        self.pending_conns.append(conn)
+        self.poller.register(
+            conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn)
+        )
+
+    def connection_closed(self, conn: Conn) -> None:
+        if conn.key is not None:
+            self.gate.closed(conn.key)
+
+    # -- Serving: the in-service cap ---------------------------------------------------------------
+
+    def enqueue_req(self, conn: Conn) -> None:
+        if conn.key is None or self.gate.enter(conn.key, conn):
+            super().enqueue_req(conn)
+
+    def _admit(self, key: str | None) -> None:
+        if key is not None:
+            for conn in self.gate.admit(key):
+                super().enqueue_req(conn)
+
+    def handle(self, conn: Conn) -> Any:
+        result = super().handle(conn)
+        held, conn.held = conn.held, None
+        if held is None:
+            return result
+        held.keepalive = bool(result)
+        return held
+
+    def handle_request(self, req: Any, conn: Conn) -> bool:
+        hold = holds.begin()
+        sock = conn.sock
+        holding = conn.sock = HoldingSocket(sock, hold)
+        try:
+            keepalive = bool(super().handle_request(req, conn))
+        finally:
+            conn.sock = sock
+            holds.end()
+        if hold.due is not None:
+            conn.held = Held(hold.due, bytes(holding.buffer), keepalive)
+        return keepalive
+
+    def finish_request(self, conn: Conn, fs: Future[Any]) -> None:
+        result = fs.result() if fs.done() and not fs.cancelled() and not fs.exception() else None
+        if isinstance(result, Held):
+            self.releaser.hold(result.due, conn, result.data, result.keepalive)
+            if conn.key is not None:  # off its thread, but in service until it is released
+                self.gate.held(conn.key)
+                self._admit(conn.key)
+            return
+        self._finish(conn, fs, on_thread=True)
+
+    def _finish(self, conn: Conn, fs: Future[Any], *, on_thread: bool) -> None:
+        """gunicorn's own ending of a request, once the connection is out of service."""
+        if conn.key is not None:
+            self.gate.leave(conn.key, on_thread=on_thread)
+        super().finish_request(conn, fs)
+        self._admit(conn.key)
+
+    # -- Releasing ---------------------------------------------------------------------------------
+
+    def _deliver(self, conn: Conn, keepalive: bool, written: bool) -> None:
+        """On the releaser's thread: back to the main loop, which owns the connection."""
+        self.method_queue.defer(self._released, conn, keepalive, written)
+
+    def _released(self, conn: Conn, keepalive: bool, written: bool) -> None:
+        if not written:  # the peer is gone or not reading: no graceful close for it
+            if conn.key is not None:
+                self.gate.leave(conn.key, on_thread=False)
+            self.nr_conns -= 1
+            conn.close()
+            self._admit(conn.key)
+            return
+        done: Future[Any] = Future()
+        done.set_result(keepalive)
+        self._finish(conn, done, on_thread=False)
