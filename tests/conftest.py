@@ -34,6 +34,24 @@ POSTGRES_URL = os.environ.get("SCIM_BRIDGE_TEST_POSTGRES_URL")
 # Distinctive, so a leak into a record, log, message or the database is easy to spot.
 ADMIN_TOKEN = "glpat-SECRET-admin-never-print-me"
 SCIM_JSON = "application/scim+json"
+# The user property whose values are printed at the end of the run (conformance checkers' counts).
+SUMMARY = "summary"
+_summary_lines: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the summary lines of each test, on the controller when xdist runs the tests."""
+    if report.when == "call":
+        _summary_lines.extend(
+            str(value) for name, value in report.user_properties if name == SUMMARY
+        )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _summary_lines:
+        terminalreporter.section("checkers")
+        for line in sorted(_summary_lines):
+            terminalreporter.write_line(line)
 
 
 def _postgres_schema_url(base: str, schema: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import SUMMARY
 from tests.conftest import BridgeUnderTest
 from tests.gitlab_double import GitLabDouble
 
@@ -33,12 +34,12 @@ def backend(bridge: BridgeUnderTest) -> str:
 
 
 @pytest.fixture
-def summary(capsys: pytest.CaptureFixture[str]) -> Callable[[str], None]:
-    """Print a line to the terminal even while pytest captures output (CI shows it)."""
+def summary(record_property: Callable[[str, object], None]) -> Callable[[str], None]:
+    """A line for the end of the run (CI shows it), also from xdist's worker processes: it
+    travels with the test's report and ``tests/conftest.py`` prints it in the summary."""
 
     def emit(line: str) -> None:
-        with capsys.disabled():
-            print(f"\n{line}", flush=True)
+        record_property(SUMMARY, line)
 
     return emit
 
