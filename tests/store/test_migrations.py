@@ -51,13 +51,7 @@ def test_sqlite_runs_in_wal_mode(tmp_path) -> None:
 
 def test_0004_turns_links_the_bridge_found_into_adopted_ones(database_url: str) -> None:
     """Links made before the ownership rules: only "created" keeps its power to delete."""
-    from alembic import command
-
-    db = Database(database_url)
-    config = migrate._config()
-    with db.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0003")
+    db = database_at(database_url, "0003")
     rows = [("a", 11, "found"), ("b", 12, "created"), ("c", 13, "adopted"), ("d", 14, None)]
     with db.engine.begin() as connection:
         for user_id, gitlab_id, origin in rows:
@@ -80,13 +74,7 @@ def test_0004_turns_links_the_bridge_found_into_adopted_ones(database_url: str) 
 def test_0004_scrubs_passwords_an_earlier_version_stored(database_url: str) -> None:
     import json
 
-    from alembic import command
-
-    db = Database(database_url)
-    config = migrate._config()
-    with db.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0003")
+    db = database_at(database_url, "0003")
     data = {
         "userName": "jane@contoso.com",
         "urn:ietf:params:scim:schemas:core:2.0:User:password": "hunter2-secret",
@@ -110,3 +98,15 @@ def test_0004_scrubs_passwords_an_earlier_version_stored(database_url: str) -> N
     assert stored["urn:ietf:params:scim:schemas:core:2.0:User"] == {"x": 1}
     assert stored["emails"] == [{"value": "jane@contoso.com"}]
     db.dispose()
+
+
+def database_at(database_url: str, revision: str) -> Database:
+    """A database migrated up to ``revision`` only, to test what a later migration does to it."""
+    from alembic import command
+
+    db = Database(database_url)
+    config = migrate._config()
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    return db
