@@ -40,6 +40,7 @@ from scim_bridge.settings import load_settings
 from scim_bridge.store import audit as audit_log
 from scim_bridge.store import migrate
 from scim_bridge.store.audit_verify import verify as verify_audit_chain
+from scim_bridge.store.db import display_url
 from scim_bridge.store.migrate import SchemaError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,8 +91,6 @@ def main() -> None:
 
 
 def _banner(settings: Settings, host: str, port: int, tokens: int, clients: int) -> str:
-    from scim_bridge.store.db import display_url
-
     # Inside a container the bridge listens on 0.0.0.0; Entra knows it by its public URL.
     base = settings.auth.public_url or f"http://{host}:{port}"
     gitlab = settings.gitlab

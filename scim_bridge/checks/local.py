@@ -7,7 +7,6 @@ from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
 
 from scim_bridge.checks.findings import Finding
 from scim_bridge.checks.findings import Level
@@ -15,6 +14,7 @@ from scim_bridge.settings import EntraAuthSettings
 from scim_bridge.settings import Settings
 from scim_bridge.store import migrate
 from scim_bridge.store.db import Database
+from scim_bridge.store.db import display_url
 
 
 def check_settings(settings: Settings) -> list[Finding]:
@@ -30,7 +30,7 @@ def check_settings(settings: Settings) -> list[Finding]:
 
 def check_database(db: Database) -> list[Finding]:
     """Reachable and at the newest schema revision; never migrates (that is `db upgrade`)."""
-    shown = make_url(db.url).render_as_string(hide_password=True)
+    shown = display_url(db.url)
     missing = _missing_sqlite_file(db)
     if missing is not None:
         return [
@@ -126,11 +126,8 @@ def check_credentials(
 
 def _missing_sqlite_file(db: Database) -> Path | None:
     """Connecting would create an empty SQLite file; a pre-flight check must not."""
-    url = make_url(db.url)
-    if not db.is_sqlite or url.query.get("uri") or url.database in (None, "", ":memory:"):
-        return None
-    path = Path(url.database or "")
-    return None if path.exists() else path.resolve()
+    path = db.sqlite_file
+    return None if path is None or path.exists() else path.resolve()
 
 
 def _known_revisions() -> set[str]:

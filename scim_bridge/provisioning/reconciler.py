@@ -440,7 +440,8 @@ class UserReconciler:
                 self._update(account.id, changes)
                 outcome.actions.append(f"updated {', '.join(sorted(changes))}")
             link = link.with_(source_user_name=desired.user_name)
-        if desired.email and account.email.lower() != desired.email.lower():
+        if _email_differs(desired, account):
+            assert desired.email is not None
             deadline.check()
             try:
                 self.gitlab.users.change_email(account.id, desired.email)
@@ -508,15 +509,21 @@ class UserReconciler:
             return link.with_(gitlab_username=updated.username, source_user_name=desired.user_name)
         raise Rejected("conflict", f"no free GitLab username for {desired.user_name!r}")
 
+    def _state_action(self, desired: DesiredAccount, account: GitLabUser) -> str | None:
+        """The moderation that brings the account to the desired state, if any."""
+        if desired.active and account.state in UNDO:
+            return UNDO[account.state]
+        if not desired.active and account.state == "active":
+            return BLOCKING[self.settings.on_deactivate]
+        return None
+
     def _apply_state(
         self, desired: DesiredAccount, account: GitLabUser, deadline: Deadline, outcome: Outcome
     ) -> None:
-        if desired.active and account.state in UNDO:
+        action = self._state_action(desired, account)
+        if action is not None:
             deadline.check()
-            self._moderate(account, UNDO[account.state], outcome)
-        elif not desired.active and account.state == "active":
-            deadline.check()
-            self._moderate(account, BLOCKING[self.settings.on_deactivate], outcome)
+            self._moderate(account, action, outcome)
 
     def _moderate(self, account: GitLabUser, action: str, outcome: Outcome) -> None:
         try:
@@ -558,14 +565,12 @@ class UserReconciler:
             skipped.append("name")
         if self._renames(desired, account, link):
             skipped.append("username")
-        if desired.email and account.email.lower() != desired.email.lower():
+        if _email_differs(desired, account):
             skipped.append("email")
         if self._identity_differs(desired, account):
             skipped.append("identity")
-        if desired.active and account.state in UNDO:
-            skipped.append(UNDO[account.state])
-        elif not desired.active and account.state == "active":
-            skipped.append(BLOCKING[self.settings.on_deactivate])
+        if (action := self._state_action(desired, account)) is not None:
+            skipped.append(action)
         return skipped
 
     def _skip(self, account: GitLabUser, reason: str, skipped: list[str], outcome: Outcome) -> None:
@@ -620,6 +625,10 @@ class UserReconciler:
             # "User cannot be removed while is the sole-owner of a group": block rather than fail.
             self.gitlab.users.block(account.id)
             outcome.actions.append(f"block {account.username} (delete refused: {error.message})")
+
+
+def _email_differs(desired: DesiredAccount, account: GitLabUser) -> bool:
+    return bool(desired.email) and account.email.lower() != (desired.email or "").lower()
 
 
 def _same_base(current: str, desired_base: str) -> bool:

@@ -151,9 +151,12 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        # The SQLite file, if the database is one (not in memory, not PostgreSQL).
+        self.sqlite_file: Path | None = None
         if self.is_sqlite:
             # One connection per checkout: SQLite connections are cheap and must not cross threads.
             path = sqlite_path(parsed)
+            self.sqlite_file = path
             if path is not None:
                 _tighten_sqlite_files(path)
             self.engine = create_engine(url, poolclass=NullPool)

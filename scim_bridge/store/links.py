@@ -122,8 +122,11 @@ class LinkStore:
             "updated_at": clock.now(),
         }
         with self.db.transaction(write=True) as tx:
-            if link.gitlab_user_id is not None and link.retired_at is None:
-                self._claim(tx.connection, link)
+            if (
+                link.gitlab_user_id is not None
+                and link.retired_at is None
+                and self._claim(tx.connection, link)
+            ):
                 tx.connection.execute(
                     update(user_links)
                     .where(
@@ -141,9 +144,9 @@ class LinkStore:
             if consumed is not None:
                 self.drop_pending(consumed)
 
-    def _claim(self, connection: Connection, link: UserLink) -> None:
+    def _claim(self, connection: Connection, link: UserLink) -> bool:
         """Refuse a new live link to an account another SCIM user holds, even from two concurrent
-        runs.
+        runs; True when the account is new to this user's link (its old retired links let go).
 
         SQLite already serialises writers (BEGIN IMMEDIATE); on PostgreSQL a transaction-scoped
         advisory lock per account makes the check and the write one step.
@@ -153,7 +156,7 @@ class LinkStore:
             select(user_links.c.gitlab_user_id).where(user_links.c.user_id == link.user_id)
         ).scalar()
         if held == link.gitlab_user_id:
-            return  # this user's link already (two links made before this rule stay as they are)
+            return False  # this user's already (links made before this rule stay as they are)
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:space, :account)"),
@@ -170,6 +173,7 @@ class LinkStore:
             raise LinkTaken(
                 f"GitLab account {link.gitlab_username!r} is linked to another SCIM user"
             )
+        return True
 
     # -- Pending operator links ---------------------------------------------------------
 
