@@ -519,3 +519,34 @@ def test_a_run_that_fails_part_way_audits_what_it_did(live: Any, bridge: Any, gi
     gitlab.faults.clear()
     bridge.run_worker()
     assert gitlab.user(account["id"])["email"] == "jq@contoso.com"
+
+
+def test_group_grants_never_reach_an_account_the_bridge_refused_to_adopt(
+    make_bridge: Any, gitlab: Any, serve: Any
+) -> None:
+    """Memberships go only to linked accounts: a user whose adoption the worker refused (GitLab
+    was down when Entra created it, so Entra got 201) gets no grant on the admin's account."""
+    gitlab.add_group("acme")
+    gitlab.add_group("acme/engineering")
+    rule = GroupRule(None, "GitLab Developers", "acme/engineering", DEVELOPER)
+    bridge = make_bridge(gitlab, groups={"rules": (rule,)})
+    live = serve(bridge)
+    admin = gitlab.add_user("alice", "alice@contoso.com", is_admin=True)
+    untouched = Untouched(gitlab, admin["id"])
+    gitlab.down(status=503)
+    created = live.post("/Users", entra_user("alice@contoso.com", externalId=OID))
+    assert created.status_code == 201  # acknowledged before GitLab could be asked
+    group = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "GitLab Developers",
+        "members": [{"value": created.json()["id"]}],
+    }
+    assert live.post("/Groups", group).status_code == 201
+    gitlab.up()
+    bridge.run_worker()
+    parked = [job for job in bridge.bridge.queue.list() if job.kind == "user"]
+    assert [job.state for job in parked] == ["parked"]
+    assert "held by a GitLab administrator" in (parked[0].last_error or "")
+    assert gitlab.members("acme/engineering") == []
+    assert not [r for r in gitlab.requests if r.method != "GET" and "/members" in r.path]
+    untouched.check()
