@@ -28,6 +28,8 @@ from scim2_server.responses import ScimResponse
 from scim2_server.routing import ROUTES
 from scim2_server.routing import Route
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import NotFound
 
 from scim_bridge import context
 from scim_bridge.guards import retry_after_header
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 URL_PREFIX = "/scim/v2"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REQUEST_ID_HEADERS = ("client-request-id", "X-Request-Id")
+FALLBACK_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 
 
 class WriteRejected(Exception):
@@ -126,14 +129,41 @@ class ScimEndpoints:
 
     def blueprint(self) -> Blueprint:
         blueprint = Blueprint("scim", __name__, url_prefix=URL_PREFIX)
+        # Every answer under the prefix is SCIM (RFC 7644 §3.12): no automatic OPTIONS, and any
+        # method reaches the view, whose handler answers 404 or 405 as SCIM errors.
         for route in ROUTES:
             blueprint.add_url_rule(
-                _flask_rule(route), route.name, self._view, methods=[route.method]
+                _flask_rule(route),
+                route.name,
+                self._view,
+                methods=[route.method],
+                provide_automatic_options=False,
+                strict_slashes=False,
             )
-        methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-        blueprint.add_url_rule("/", "fallback", self._view, methods=methods)
-        blueprint.add_url_rule("/<path:_path>", "fallback", self._view, methods=methods)
+        for rule in ("/", "/<path:_path>"):
+            blueprint.add_url_rule(
+                rule,
+                "fallback",
+                self._view,
+                methods=FALLBACK_METHODS,
+                provide_automatic_options=False,
+                strict_slashes=False,
+            )
+        blueprint.app_errorhandler(HTTPException)(self._routing_error)
         return blueprint
+
+    def _routing_error(self, error: HTTPException) -> Response | HTTPException:
+        """What Flask answers before any view, under the SCIM prefix, as the SCIM error it is.
+
+        A request Flask could not route (a method it was never told of, ``PROPFIND``) goes to the
+        view, whose handler answers 404 or 405 with the endpoint's own ``Allow``; anything else becomes the RFC 7644 §3.12 Error JSON.
+        Outside the prefix, errors are left to Flask.
+        """
+        if not request.path.startswith(URL_PREFIX):
+            return error
+        if request.url_rule is None and isinstance(error, MethodNotAllowed | NotFound):
+            return self._view()
+        return _to_flask(_error_response(Error(status=error.code, detail=error.description)))
 
     def _view(self, **_kwargs: str) -> Response:
         request_id = _request_id()
@@ -173,8 +203,10 @@ class ScimEndpoints:
         if "\x00" in request.path or any("\x00" in value for value in request.args.values()):
             # PostgreSQL cannot hold NUL in text: refuse it up front, never a 500.
             raise InvalidValueException(detail="NUL characters are not allowed")
+        # HEAD is GET without the body (RFC 9110 §9.3.2); Flask drops the body itself.
+        method = "GET" if request.method == "HEAD" else request.method
         return ScimRequest(
-            method=request.method,
+            method=method,
             base_url=self._base_url(),
             path=request.path.removeprefix(URL_PREFIX),
             query=request.args.to_dict(),

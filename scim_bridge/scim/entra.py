@@ -44,7 +44,7 @@ def normalize_user_patch(body: Any) -> Any:
     """
     if not isinstance(body, dict):
         return body
-    operations = _operations(body)
+    operations = operations_of(body)
     if not isinstance(operations, list):
         return body
     normalized: list[Any] = []
@@ -102,12 +102,33 @@ def _clears(operation: dict[str, Any]) -> bool:
     return op in {"add", "replace"} and operation.get("value") == ""
 
 
+def values_written_to(body: Any, names: tuple[str, ...]) -> list[Any]:
+    """The values a PATCH body writes to an attribute, by path or inside a path-less value.
+
+    ``names`` are the attribute's spellings, lower case (bare and URN-qualified).
+    """
+    operations = operations_of(body) if isinstance(body, dict) else None
+    if not isinstance(operations, list):
+        return []
+    found: list[Any] = []
+    for operation in operations:
+        if not isinstance(operation, dict) or str(operation.get("op", "")).lower() == "remove":
+            continue
+        path, value = operation.get("path"), operation.get("value")
+        if isinstance(path, str) and path.strip().lower() in names:
+            found.append(value)
+        elif path is None and isinstance(value, dict):
+            found.extend(item for key, item in value.items() if key.lower() in names)
+    return found
+
+
 def has_no_operations(body: Any) -> bool:
     """A PATCH body whose ``Operations`` list is present and empty."""
-    return isinstance(body, dict) and _operations(body) == []
+    return isinstance(body, dict) and operations_of(body) == []
 
 
-def _operations(body: dict[str, Any]) -> Any:
+def operations_of(body: dict[str, Any]) -> Any:
+    """The ``Operations`` of a PATCH body, its key spelled in any case."""
     for key, value in body.items():
         if key.lower() == "operations":
             return value

@@ -1,22 +1,31 @@
 """The SCIM resources the bridge serves, with Microsoft Entra's tolerances (RFC 7643 + entra.md).
 
-Entra sends the enterprise ``manager`` as a bare string and without ``$ref``, but expects it back as
-a complex ``{"value": ...}`` (entra.md §1.5); the stock ``EnterpriseUser`` refuses both forms, so a
-relaxed extension with the same schema URN replaces it.
+- Entra sends the enterprise ``manager`` as a bare string and without ``$ref``, but expects it back
+  as a complex ``{"value": ...}`` (entra.md §1.5); the stock ``EnterpriseUser`` refuses both forms,
+  so a relaxed extension with the same schema URN replaces it.
+- An address is accepted when GitLab would accept it (Devise's ``local@domain``), not by a mail
+  library's deliverability or special-use rules: ``.local``, ``.internal`` and ``.test`` domains
+  are common in hybrid and test tenants, and refusing them fails those people on every cycle.
+- ``active`` is a JSON boolean or Entra's ``"True"``/``"False"``, never a guess from ``"yes"``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from typing import Any
 
+from pydantic import AfterValidator
+from pydantic import BeforeValidator
 from pydantic import Field
 from pydantic import field_validator
 from scim2_models import URN
+from scim2_models import AnyExtension
 from scim2_models import AuthenticationScheme
 from scim2_models import Bulk
 from scim2_models import ChangePassword
 from scim2_models import ComplexAttribute
+from scim2_models import Email as StockEmail
 from scim2_models import ETag
 from scim2_models import Extension
 from scim2_models import Filter
@@ -79,7 +88,48 @@ class EntraEnterpriseUser(Extension):
         return value
 
 
-UserResource = User[EntraEnterpriseUser]
+# Devise's ``email_regexp`` as GitLab validates ``User#email`` (gitlab.md §1.2): one ``@`` with
+# something on each side and no whitespace, Ruby's ``\s`` being ASCII whitespace only.
+_GITLAB_EMAIL = re.compile(r"[^@ \t\r\n\f\v]+@[^@ \t\r\n\f\v]+")
+
+
+def gitlab_address(value: str | None) -> str | None:
+    """An address GitLab would take; anything else is the client's error (400 invalidValue)."""
+    if value is not None and not _GITLAB_EMAIL.fullmatch(value):
+        raise ValueError(
+            f"emails.value {value[:100]!r} is not an email address "
+            "(one '@' with text on each side and no spaces)"
+        )
+    return value
+
+
+def strict_boolean(value: Any) -> Any:
+    """A JSON boolean, or ``"true"``/``"false"`` in any case (Entra's ``"True"``); else refused."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if value is None or isinstance(value, bool):
+        return value
+    raise ValueError(f"active must be true or false, not {str(value)[:100]!r}")
+
+
+class Email(StockEmail):
+    """RFC 7643 §4.1.2 emails, checked as GitLab checks them rather than by deliverability."""
+
+    value: Annotated[str | None, AfterValidator(gitlab_address)] = None
+    """Email addresses for the user."""
+
+
+class BridgeUser(User[AnyExtension]):
+    """The core User (RFC 7643 §4.1) with GitLab's address rule and a strict ``active``."""
+
+    emails: list[Email] | None = None
+    """Email addresses for the user."""
+
+    active: Annotated[bool | None, BeforeValidator(strict_boolean)] = None
+    """A Boolean value indicating the User's administrative status."""
+
+
+UserResource = BridgeUser[EntraEnterpriseUser]
 
 
 def service_provider_config() -> ServiceProviderConfig:
@@ -106,7 +156,11 @@ def service_provider_config() -> ServiceProviderConfig:
 
 def build_provider() -> ScimProvider:
     resource_types = [ResourceType.from_resource(UserResource), ResourceType.from_resource(Group)]
-    models: list[type[Resource[Any]] | type[Extension]] = [User, Group, EntraEnterpriseUser]
+    models: list[type[Resource[Any]] | type[Extension]] = [
+        BridgeUser,
+        Group,
+        EntraEnterpriseUser,
+    ]
     return ScimProvider(
         models=models,
         resource_types=resource_types,

@@ -2,7 +2,11 @@
 
 - PATCH on a User answers 200 with the resource (entra.md §2.1: what Entra's validator and most
   checkers expect; RFC 7644 §3.5.2 allows it); on a Group, 204.
-- Entra's leftover request shapes are normalised before validation (``entra.py``).
+- Entra's leftover request shapes are normalised before validation (``entra.py``), and its bare
+  extension attribute names are qualified (``qualify.py``).
+- No input reaches the database that it cannot hold: NUL and unpaired surrogates are refused in
+  bodies and filters, and ``startIndex`` is clamped (RFC 7644 §3.4.2.4 puts no upper bound on it,
+  SQL does).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from scim2_server.utils import parametrize
 
 from scim_bridge.scim import entra
 from scim_bridge.scim.handler import request_query
+from scim_bridge.scim.models import strict_boolean
+from scim_bridge.scim.qualify import Qualifier
+from scim_bridge.scim.qualify import refuse_unstorable
 
 ModelT = TypeVar("ModelT")
 
@@ -44,24 +51,15 @@ EXTERNAL_ID_ATTRIBUTE: dict[str, Any] = {
     "returned": "default",
     "uniqueness": "none",
 }
+# Past any collection SQL could page through; a larger startIndex gives the same empty page.
+MAX_START_INDEX = 2**31
+# The search parameters that name attributes, qualified when bare (``qualify.py``).
+ATTRIBUTE_LISTS = ("attributes", "excludedattributes", "sortby")
+ACTIVE_NAMES = ("active", "urn:ietf:params:scim:schemas:core:2.0:user:active")
 CORE_SCHEMAS = (
     "urn:ietf:params:scim:schemas:core:2.0:User",
     "urn:ietf:params:scim:schemas:core:2.0:Group",
 )
-
-
-def _refuse_nul(value: Any) -> None:
-    """PostgreSQL text and jsonb cannot hold NUL (U+0000): a 400, not a 500 (RFC 7644 §3.12)."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidValueException(detail="NUL characters are not allowed")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_nul(key)
-            _refuse_nul(item)
-    elif isinstance(value, list):
-        for item in value:
-            _refuse_nul(item)
 
 
 def _with_external_id(schema: dict[str, Any]) -> dict[str, Any]:
@@ -71,19 +69,69 @@ def _with_external_id(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def qualify_patch_paths(payload: Any, qualifier: Qualifier) -> None:
+    """Qualify the ``path`` of each PATCH operation in place (entra.md §1.5: Entra's bare names)."""
+    operations = entra.operations_of(payload) if isinstance(payload, dict) else None
+    if not isinstance(operations, list):
+        return
+    for operation in operations:
+        if not isinstance(operation, dict):
+            continue
+        for key, value in operation.items():
+            if key.lower() == "path" and isinstance(value, str):
+                operation[key] = qualifier.path(value)
+
+
 class BridgeScimService(ScimService):
     def decode_body(self, body: bytes, content_type: str | None) -> Any:
         payload = super().decode_body(body, content_type)
-        _refuse_nul(payload)
+        refuse_unstorable(payload)
         return payload
 
     def read_body(
         self, model: type[ModelT], body: bytes, content_type: str | None, scim_ctx: Context
     ) -> ModelT:
-        # Parsed once more to look for NUL: bodies are small, and PostgreSQL cannot store NUL.
-        if b"\\u0000" in body.lower():
+        # Only an escape can smuggle NUL or a lone surrogate into valid UTF-8 JSON: such a body
+        # is parsed once more to look for them (bodies are small, and PostgreSQL stores neither).
+        if b"\\u" in body or b"\\U" in body:
             self.decode_body(body, content_type)
         return super().read_body(model, body, content_type, scim_ctx)
+
+    def qualifier(self, resource_types: list[ResourceType]) -> Qualifier:
+        return Qualifier(self.get_model(resource_type) for resource_type in resource_types)
+
+    def read_response_parameters(
+        self, resource_type: ResourceType, query: Mapping[str, str]
+    ) -> ResponseParameters[Any]:
+        qualifier = self.qualifier([resource_type])
+        qualified = {
+            key: qualifier.attribute_list(value) if key.lower() in ATTRIBUTE_LISTS else value
+            for key, value in query.items()
+        }
+        return super().read_response_parameters(resource_type, qualified)
+
+    def read_search(
+        self, resource_types: list[ResourceType], payload: Any
+    ) -> tuple[SearchRequest[Any], Any]:
+        """A search with bare extension attributes qualified, and ``startIndex`` clamped."""
+        if isinstance(payload, dict):
+            qualifier = self.qualifier(resource_types)
+            payload = dict(payload)
+            for key, value in payload.items():
+                if key.lower() == "filter" and isinstance(value, str):
+                    payload[key] = qualifier.filter(value)
+                elif key.lower() in ATTRIBUTE_LISTS and isinstance(value, str):
+                    payload[key] = qualifier.attribute_list(value)
+                elif key.lower() in ATTRIBUTE_LISTS and isinstance(value, list):
+                    # POST .search carries attributes as a list (RFC 7644 §3.4.3).
+                    payload[key] = [
+                        qualifier.attribute_list(item) if isinstance(item, str) else item
+                        for item in value
+                    ]
+        search_request, position = super().read_search(resource_types, payload)
+        if search_request.start_index is not None:
+            search_request.start_index = min(search_request.start_index, MAX_START_INDEX)
+        return search_request, position
 
     def schemas(self, location: str, query: Mapping[str, str]) -> ScimResponse:
         response = super().schemas(location, query)
@@ -119,9 +167,17 @@ class BridgeScimService(ScimService):
             self.ensure_patch_supported()
             model = parametrize(PatchOp, self.get_model(resource_type))
             return model.model_construct(operations=[])
+        qualify_patch_paths(payload, self.qualifier([resource_type]))
         if resource_type.name == "User":
-            body = json.dumps(entra.normalize_user_patch(payload)).encode()
-        return super().read_patch(resource_type, body, content_type)
+            payload = entra.normalize_user_patch(payload)
+            # The PATCH engine assigns values without the model's validators: ``active`` is
+            # checked here as POST and PUT check it (a boolean, or "true"/"false").
+            for value in entra.values_written_to(payload, ACTIVE_NAMES):
+                try:
+                    strict_boolean(value)
+                except ValueError as error:
+                    raise InvalidValueException(detail=str(error)) from error
+        return super().read_patch(resource_type, json.dumps(payload).encode(), content_type)
 
     def patch_response(
         self,

@@ -13,7 +13,8 @@ NAMESPACE_FORMAT_MESSAGE = (
     "Cannot start with '-' or end in '.', '.git' or '.atom'."
 )
 _NAMESPACE_RE = re.compile(r"(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*[A-Za-z0-9_-]|[A-Za-z0-9_])")
-_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+")
+# Devise's `/\A[^@\s]+@[^@\s]+\z/`; Ruby's `\s` is ASCII whitespace only.
+_EMAIL_RE = re.compile(r"[^@ \t\r\n\f\v]+@[^@ \t\r\n\f\v]+")
 
 # Gitlab::PathRegex::TOP_LEVEL_ROUTES (abridged): a user namespace or top-level group
 # may not take these paths.
