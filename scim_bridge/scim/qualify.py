@@ -11,8 +11,10 @@ A comparison on a single-valued complex attribute that has a ``value`` sub-attri
 ``value`` (``manager eq "id"`` means ``manager.value eq "id"``), as RFC 7643 §2.4 reads a
 comparison on a multi-valued one.
 
-Every filter read here is also checked for what no database can store: a NUL or a lone surrogate
-reached through a JSON escape (``"\\u0000"``) is refused with a 400 before any SQL sees it.
+Every filter read here is also checked for what no database can take: a NUL or a lone surrogate
+reached through a JSON escape (``"\\u0000"``) is refused with a 400 before any SQL sees it, and
+so is a filter of more than ``MAX_TERMS`` comparisons (SQLite refuses an expression deeper than
+1000; Entra sends two).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from scim2_models.path import ScimFilter
 from scim2_models.path import ValuePath
 
 Models = tuple[type[Resource[Any]], ...]
+MAX_TERMS = 200
 Error = Callable[[str], SCIMException]
 
 
@@ -168,6 +171,8 @@ class Qualifier:
             tree = ScimFilter(expression).ast
         except SCIMException:
             return expression  # the search reports the syntax error itself
+        if _terms(tree) > MAX_TERMS:
+            raise InvalidFilterException(detail=f"the filter has more than {MAX_TERMS} comparisons")
         qualified = self.node(tree, _invalid_filter)
         return expression if qualified is tree else str(qualified)
 
@@ -190,6 +195,17 @@ class Qualifier:
         parts = [part.strip() for part in attributes.split(",")]
         qualified = [self.path(part) if part else part for part in parts]
         return attributes if qualified == parts else ",".join(qualified)
+
+
+def _terms(node: FilterNode) -> int:
+    """How many comparisons and presence tests a filter holds, value selections included."""
+    if isinstance(node, Not):
+        return _terms(node.expr)
+    if isinstance(node, LogicalExpr):
+        return sum(_terms(term) for term in node.terms)
+    if isinstance(node, ValuePath):
+        return _terms(node.val_filter)
+    return 1
 
 
 def _check_values(node: FilterNode, error: Error) -> None:
