@@ -1,4 +1,8 @@
-"""scim2-server's handler, with group PATCHes sent to the store's row-by-row member path."""
+"""scim2-server's handler, with group PATCHes sent to the store's row-by-row member path.
+
+A value the PATCH engine refuses is answered as POST answers it (``Value error, …: emails[0].value``)
+rather than with pydantic's multi-line report and its documentation link.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import Any
 from typing import Protocol
 from typing import runtime_checkable
 
+from pydantic import ValidationError
+from scim2_models import InvalidValueException
 from scim2_models import PatchOp
 from scim2_models import Resource
 from scim2_models import ResourceType
@@ -15,6 +21,7 @@ from scim2_server.conditions import Conditions
 from scim2_server.handler import ScimHandler
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
+from scim2_server.service import scim_exception_of
 
 _query: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("scim_query")
 
@@ -40,6 +47,20 @@ class BridgeScimHandler(ScimHandler):
             _query.reset(token)
 
     def patch_resource(
+        self,
+        resource_type: ResourceType,
+        resource_id: str,
+        patch_op: PatchOp[Any],
+        conditions: Conditions,
+    ) -> Resource[Any]:
+        try:
+            return self._patch_resource(resource_type, resource_id, patch_op, conditions)
+        except InvalidValueException as error:
+            if isinstance(error.__cause__, ValidationError):
+                raise scim_exception_of(error.__cause__) from error
+            raise
+
+    def _patch_resource(
         self,
         resource_type: ResourceType,
         resource_id: str,

@@ -59,6 +59,7 @@ def test_an_address_gitlab_refuses_is_invalid_value_naming_the_attribute(
     )
     assert_error(patched, 400, "invalidValue")
     assert "emails" in patched.json["detail"]
+    assert "\n" not in patched.json["detail"], "one line, as POST answers it"
     assert scim.get(f"/Users/{user['id']}").json["emails"] == user["emails"]
 
 
