@@ -20,6 +20,7 @@ so is a filter of more than ``MAX_TERMS`` comparisons (SQLite refuses an express
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from collections.abc import Iterable
 from inspect import isclass
@@ -68,6 +69,7 @@ def refuse_unstorable(value: Any) -> None:
             refuse_unstorable(item)
 
 
+@functools.cache
 def _names(model: type[BaseModel]) -> dict[str, str]:
     """The attribute names a model declares, lower-cased, to their Python field names."""
     names: dict[str, str] = {}
