@@ -463,9 +463,9 @@ def groups(tour: Tour) -> None:
     ):
         assert tour("GET", groups, 200, path=f"{groups}?filter={query}").json["totalResults"] == 1
     tour("GET", groups, 200, path=f"{groups}?sortBy=displayName&sortOrder=descending")
-    nested = tour("POST", groups, 201, body=entra_group("Nested", members=[{"value": group["id"]}]))
-    assert [entry["type"] for entry in nested.json["members"]] == ["Group"]
-    assert nested.json["members"][0]["$ref"].endswith(f"/Groups/{group['id']}")
+    # Members are Users: a group is refused as one (nested groups), and nothing is created.
+    nested = tour("POST", groups, 400, body=entra_group("Nested", members=[{"value": group["id"]}]))
+    assert nested.json["scimType"] == "invalidValue" and group["id"] in nested.json["detail"]
     lean = tour(
         "POST",
         groups,
@@ -555,6 +555,9 @@ def group_errors(tour: Tour) -> None:
     assert tour("PATCH", one, 400, path=at, body=unname).json["scimType"] == "mutability"
     move = patch_op({"op": "Move", "path": "displayName", "value": "x"})
     tour("PATCH", one, 400, path=at, body=move)
+    phantom = patch_op({"op": "Add", "path": "members", "value": [{"value": "fake-member-id"}]})
+    refused = tour("PATCH", one, 400, path=at, body=phantom).json
+    assert refused["scimType"] == "invalidValue" and "fake-member-id" in refused["detail"]
     tour("PATCH", one, 415, path=at, data=b"{}", content_type="text/plain")
 
 

@@ -2,11 +2,11 @@
 
 A resource is a row: a few columns (``id``, the folded ``userName``/``displayName``, ``created``,
 ``last_modified``, ``version``) and the rest of the resource as a JSON document (``data``); a
-group's members are rows of ``group_members``. :class:`FilterSql` walks a filter that scim2-models
-parsed and bound to the resource model, and gives one SQL condition that keeps exactly the rows for
-which ``ScimFilter.match`` holds on the resource the store returns. Nothing is filtered in Python
-and nothing is left out: a filter this module cannot translate raises ``InvalidFilterException``
-(400 invalidFilter), never a condition that matches everything.
+group's members are rows of ``group_members``. :class:`FilterSql` walks a filter that scim2-models parsed and bound to the resource model, and
+gives one SQL condition that keeps exactly the rows for which ``ScimFilter.match`` holds on the
+resource the store returns. Nothing is filtered in Python and nothing is left out: a filter this
+module cannot translate raises ``InvalidFilterException`` (400 invalidFilter), never a condition
+that matches everything.
 
 The meaning is scim2-models' in-memory evaluator (``scim2_models/path/visitor.py``), read rule by
 rule:
@@ -505,30 +505,33 @@ class MetaColumns(Value):
 class MemberRows(Value):
     """A group's ``members``: rows of ``group_members``, ordered by member id as GET returns them.
 
-    This mirrors ``GroupStore._members``: a group without members has no ``members`` at all
-    (never an empty list); each member has its id as ``value``, its display name if not empty,
-    ``type`` "Group" when the id is a group's and "User" otherwise, and a ``$ref`` the service
+    This mirrors ``GroupStore._members``: members are the rows whose User exists (joined with
+    ``users``); a group without any has no ``members`` at all (never an empty list); each has its
+    id as ``value``, its display name if not empty, ``type`` "User", and a ``$ref`` the service
     completes with its base URL (so ``$ref`` is present, but not compared in SQL).
     """
 
-    def __init__(self, groups: Table, members: Table) -> None:
+    def __init__(self, groups: Table, members: Table, users: Table) -> None:
         self.groups = groups
         self.members = members
+        self.users = users
 
-    def _of_group(self, rows: Any) -> Condition:
-        return rows.c.group_id == self.groups.c.id
+    def _rows(self) -> tuple[Any, FromClause, Condition]:
+        rows = self.members.alias()
+        people = self.users.alias()
+        source = rows.join(people, people.c.id == rows.c.member_id)
+        return rows, source, rows.c.group_id == self.groups.c.id
 
     def absent(self) -> Condition:
         return not_(self.is_list())
 
     def is_list(self) -> Condition:
-        rows = self.members.alias()
-        return select(literal_column("1")).select_from(rows).where(self._of_group(rows)).exists()
+        _rows, source, of_group = self._rows()
+        return select(literal_column("1")).select_from(source).where(of_group).exists()
 
     def elements(self) -> Elements:
-        rows = self.members.alias()
-        item = MemberRow(rows, self.groups)
-        return Elements(rows, item, rows.c.member_id, (self._of_group(rows),))
+        rows, source, of_group = self._rows()
+        return Elements(source, MemberRow(rows), rows.c.member_id, (of_group,))
 
 
 class MemberRow(Value):
@@ -536,9 +539,8 @@ class MemberRow(Value):
 
     always_present = True
 
-    def __init__(self, rows: Any, groups: Table) -> None:
+    def __init__(self, rows: Any) -> None:
         self.rows = rows
-        self.groups = groups
 
     def absent(self) -> Condition:
         return false()
@@ -549,10 +551,7 @@ class MemberRow(Value):
         if key == "display":
             return Column(func.nullif(self.rows.c.display, ""))
         if key == "type":
-            nested = self.groups.alias()
-            is_group = select(literal_column("1")).select_from(nested)
-            is_group = is_group.where(nested.c.id == self.rows.c.member_id).exists()
-            return Column(case((is_group, literal("Group", Text)), else_=literal("User", Text)))
+            return Constant("User")
         if key == "$ref":
             return Derived("members.$ref")
         return Nothing()

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
+from scim2_models import InvalidValueException
 from scim2_models import PatchOp
 from scim2_models import Resource
 from scim2_models import ResourceType
@@ -37,6 +38,7 @@ from scim_bridge.store.filters import Value
 from scim_bridge.store.memberships import GROUP_JOB
 from scim_bridge.store.schema import group_members
 from scim_bridge.store.schema import groups
+from scim_bridge.store.schema import users
 
 CORE_GROUP_URN = "urn:ietf:params:scim:schemas:core:2.0:Group"
 AUDITED_IDS = 1000  # beyond this many members, an audit event gives counts, not every id
@@ -65,18 +67,43 @@ def wants_members(
 
 
 def _members_of(value: Any) -> list[Member]:
-    """Entra sends ``[{"value": id, "$ref": null}, ...]``; a single object is accepted too."""
+    """The (id, display) members of a ``members`` value; anything malformed is a 400.
+
+    Entra sends ``[{"value": id, "$ref": null}, ...]``; a single object is accepted too. Each
+    member must be an object whose ``value`` is a non-empty string (whether it names a User is
+    checked when it is added: ``memberships.require_users``) and whose ``display``, if any, is a
+    string. ``$ref`` and ``type`` are the server's to say (they follow from the stored User):
+    what a client sends there is ignored.
+    """
     items = value if isinstance(value, list) else [value]
     found: list[Member] = []
+    refused: list[Any] = []
     for item in items:
-        if isinstance(item, dict):
-            keys = {key.lower(): key for key in item}
-            if "value" in keys and item[keys["value"]]:
-                display = item.get(keys["display"]) if "display" in keys else None
-                found.append((str(item[keys["value"]]), display))
-        elif isinstance(item, str) and item:
-            found.append((item, None))
+        member = _member(item)
+        if member is None:
+            refused.append(item)
+        else:
+            found.append(member)
+    if refused:
+        raise InvalidValueException(
+            detail="members must be objects whose value is a User's id (a string): "
+            f"{len(refused)} {'entries are' if len(refused) > 1 else 'entry is'} not: "
+            f"{memberships.listed(refused)}"
+        )
     return found
+
+
+def _member(item: Any) -> Member | None:
+    if not isinstance(item, dict):
+        return None
+    keys = {key.lower(): key for key in item if isinstance(key, str)}
+    member_id = item.get(keys["value"]) if "value" in keys else None
+    display = item.get(keys["display"]) if "display" in keys else None
+    if not isinstance(member_id, str) or not member_id:
+        return None
+    if display is not None and not isinstance(display, str):
+        return None
+    return member_id, display
 
 
 def _value_ids(node: FilterNode) -> list[str] | None:
@@ -116,29 +143,30 @@ class GroupStore(DocumentStore):
 
     def filter_columns(self) -> dict[str, Value]:
         """``members`` are rows of group_members: filters on them are ``EXISTS`` over those rows."""
-        return {**super().filter_columns(), "members": MemberRows(groups, group_members)}
+        return {**super().filter_columns(), "members": MemberRows(groups, group_members, users)}
 
     # -- Reading ------------------------------------------------------------
 
     def _members(self, group_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Members with ``type`` and a ``$ref`` the service makes absolute (RFC 7643 §4.2)."""
+        """Members, read with the Users they are: ``type`` "User" and a ``$ref`` to the User,
+        which the service makes absolute (RFC 7643 §4.2). A row whose User is gone (none should
+        be: ``memberships``, migration 0005) is not a member.
+        """
         found: dict[str, list[dict[str, Any]]] = {group_id: [] for group_id in group_ids}
         if not group_ids:
             return found
-        nested = groups.alias("nested")
         statement = (
-            select(group_members, nested.c.id.label("nested_group"))
-            .outerjoin(nested, nested.c.id == group_members.c.member_id)
+            select(group_members.c.group_id, users.c.id, group_members.c.display)
+            .join(users, users.c.id == group_members.c.member_id)
             .where(group_members.c.group_id.in_(group_ids))
             .order_by(group_members.c.group_id, group_members.c.member_id)
         )
-        for row in current_transaction().connection.execute(statement).mappings():
-            kind = "Group" if row["nested_group"] else "User"
-            reference = f"{kind}s/{quote(row['member_id'], safe='')}"
-            member = {"value": row["member_id"], "$ref": reference, "type": kind}
-            if row["display"]:
-                member["display"] = row["display"]
-            found[row["group_id"]].append(member)
+        for group_id, user_id, display in current_transaction().connection.execute(statement):
+            reference = f"Users/{quote(user_id, safe='')}"
+            member = {"value": user_id, "$ref": reference, "type": "User"}
+            if display:
+                member["display"] = display
+            found[group_id].append(member)
         return found
 
     def _group(self, row: Any, members: list[dict[str, Any]] | None) -> Resource[Any]:

@@ -19,6 +19,7 @@ from scim2_models import URN
 from scim2_models import Context
 from scim2_models import Group
 from scim2_models import InvalidFilterException
+from scim2_models import InvalidValueException
 from scim2_models import Resource
 from scim2_models import ResourceType
 from scim2_models import ScimFilter
@@ -258,12 +259,13 @@ def test_group_members_are_rows(users: UserStore, groups: GroupStore) -> None:
     assert sorted(ordered[:2]) == ["none", "one"]  # no value ("" counts as none): first
     assert ordered[2] == "both"
     assert in_order(groups, sortBy="members.display")[0] == "both"
-    # A member that is a group has the type "Group".
+    # Members are Users: a group cannot be one, so no member has the type "Group".
     one = groups.search([GROUP_TYPE], GROUP_SEARCH()).resources
     one_id = next(group.id for group in one if group.display_name == "one")
     parent = Group.model_validate({"displayName": "parent", "members": [{"value": one_id}]})
-    groups.create(GROUP_TYPE, parent)
-    assert found(groups, 'members[type eq "GROUP"]') == ["parent"]
+    with pytest.raises(InvalidValueException):
+        groups.create(GROUP_TYPE, parent)
+    assert found(groups, 'members[type eq "GROUP"]') == []
     assert found(groups, 'members.type ne "group"') == ["both", "none", "one"]
 
 
