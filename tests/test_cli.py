@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy import text
 
+from scim_bridge.store import migrate
 from tests.conftest import cli_environment
 from tests.conftest import run_cli
 
@@ -47,8 +48,9 @@ def test_invalid_settings_stop_the_command_with_the_key(env: dict[str, str]) -> 
 
 
 def test_db_commands_and_jobs_listing(env: dict[str, str]) -> None:
-    assert "needs: 0004" in run(env, "db", "current").stdout
-    assert "revision 0004" in run(env, "db", "upgrade").stdout
+    head = migrate.head_revision()
+    assert f"needs: {head}" in run(env, "db", "current").stdout
+    assert f"revision {head}" in run(env, "db", "upgrade").stdout
     assert "no pending or parked jobs" in run(env, "jobs").stdout
     assert "0 job(s)" in run(env, "jobs", "retry", "--all").stdout
 

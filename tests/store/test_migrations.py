@@ -100,6 +100,51 @@ def test_0004_scrubs_passwords_an_earlier_version_stored(database_url: str) -> N
     db.dispose()
 
 
+def test_0005_deletes_members_that_name_no_user(database_url: str) -> None:
+    """Phantoms and nested groups an older version stored go; real members and groups stay."""
+    db = database_at(database_url, "0004")
+    row = "(:id, :name, :key, '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
+    with db.engine.begin() as connection:
+        for user_id in ("u1", "u2"):
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, user_name, user_name_key, data, created, "
+                    f"last_modified, version) VALUES {row}"
+                ),
+                {"id": user_id, "name": user_id, "key": user_id},
+            )
+        for group_id in ("g1", "g2", "g3"):
+            connection.execute(
+                text(
+                    "INSERT INTO groups (id, display_name, display_name_key, data, created, "
+                    f"last_modified, version) VALUES {row}"
+                ),
+                {"id": group_id, "name": group_id, "key": group_id},
+            )
+        members = [
+            ("g1", "u1"),
+            ("g1", "fake-member-id"),  # a phantom
+            ("g1", "g2"),  # a nested group
+            ("g2", "u1"),
+            ("g2", "u2"),
+            ("g3", "x" * 64),  # the longest phantom the column holds
+        ]
+        for group_id, member_id in members:
+            connection.execute(
+                text("INSERT INTO group_members (group_id, member_id) VALUES (:g, :m)"),
+                {"g": group_id, "m": member_id},
+            )
+    migrate.upgrade(db)
+    with db.engine.connect() as connection:
+        kept = connection.execute(text("SELECT group_id, member_id FROM group_members")).all()
+        versions = dict(connection.execute(text("SELECT id, version FROM groups")).all())
+        changes = connection.execute(text("SELECT count(*) FROM group_member_changes")).scalar()
+    assert sorted(tuple(member) for member in kept) == [("g1", "u1"), ("g2", "u1"), ("g2", "u2")]
+    assert versions == {"g1": 2, "g2": 1, "g3": 2}  # a changed member list is a new version
+    assert changes == 0  # no GitLab grant followed from those ids: nothing to reconcile
+    db.dispose()
+
+
 def database_at(database_url: str, revision: str) -> Database:
     """A database migrated up to ``revision`` only, to test what a later migration does to it."""
     from alembic import command
