@@ -9,6 +9,7 @@ the transaction of the request.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -314,6 +315,51 @@ def without_attributes(document: dict[str, Any], names: frozenset[str]) -> dict[
         for key, value in document.items()
         if not _names_one_of(key, names)
     }
+
+
+def without_core_attributes(
+    document: dict[str, Any], names: frozenset[str], urn: str
+) -> dict[str, Any]:
+    """``document`` without the core attributes ``names`` (lower case) of the schema ``urn``.
+
+    A key matches in any case, bare (``Groups``), qualified (``urn:...:core:2.0:User:groups``),
+    as the head of a dotted path (``groups.value``), or inside a ``urn`` object; an extension's
+    attribute of the same name is another attribute, and stays.
+    """
+    prefix = urn.casefold() + ":"
+
+    def named(key: str) -> bool:
+        return key.strip().casefold().removeprefix(prefix).split(".", 1)[0] in names
+
+    kept: dict[str, Any] = {}
+    for key, value in document.items():
+        if named(key):
+            continue
+        if key.strip().casefold() == urn.casefold() and isinstance(value, dict):
+            value = {inner: item for inner, item in value.items() if not named(inner)}
+        kept[key] = value
+    return kept
+
+
+def wants_attribute(
+    name: str,
+    urn: str,
+    attributes: Iterable[Any] | None,
+    excluded_attributes: Iterable[Any] | None,
+) -> bool:
+    """Whether a response keeps the core attribute ``name`` of ``urn`` (RFC 7644 §3.4.2.5).
+
+    An attribute the store computes from other rows (a group's ``members``, a user's ``groups``)
+    is not even read when the answer would leave it out.
+    """
+
+    def mentions(attribute: Any) -> bool:
+        spelled = str(attribute).lower().removeprefix(urn.lower() + ":")
+        return spelled == name or spelled.startswith((f"{name}.", f"{name}["))
+
+    if excluded_attributes and any(mentions(a) for a in excluded_attributes):
+        return False
+    return not attributes or any(mentions(a) for a in attributes)
 
 
 def _without(value: Any, names: frozenset[str]) -> Any:

@@ -2,7 +2,8 @@
 
 A resource is a row: a few columns (``id``, the folded ``userName``/``displayName``, ``created``,
 ``last_modified``, ``version``) and the rest of the resource as a JSON document (``data``); a
-group's members are rows of ``group_members``. :class:`FilterSql` walks a filter that scim2-models parsed and bound to the resource model, and
+group's members are rows of ``group_members``, and a user's groups are read from the same rows.
+:class:`FilterSql` walks a filter that scim2-models parsed and bound to the resource model, and
 gives one SQL condition that keeps exactly the rows for which ``ScimFilter.match`` holds on the
 resource the store returns. Nothing is filtered in Python and nothing is left out: a filter this
 module cannot translate raises ``InvalidFilterException`` (400 invalidFilter), never a condition
@@ -557,6 +558,61 @@ class MemberRow(Value):
         return Nothing()
 
 
+class GroupRows(Value):
+    """A user's ``groups`` (RFC 7643 §4.1.2): the groups whose ``group_members`` rows name it.
+
+    This mirrors ``UserStore._groups``: a user in no group has no ``groups`` at all; each entry
+    has the group's id as ``value`` (in id order, as GET returns them), its displayName as
+    ``display``, ``type`` "direct" (groups are not nested), and a ``$ref`` the service completes
+    with its base URL (present, but not compared in SQL).
+    """
+
+    def __init__(self, users: Table, members: Table, groups: Table) -> None:
+        self.users = users
+        self.members = members
+        self.groups = groups
+
+    def _rows(self) -> tuple[Any, FromClause, Condition]:
+        rows = self.members.alias()
+        found = self.groups.alias()
+        source = rows.join(found, found.c.id == rows.c.group_id)
+        return found, source, rows.c.member_id == self.users.c.id
+
+    def absent(self) -> Condition:
+        return not_(self.is_list())
+
+    def is_list(self) -> Condition:
+        _found, source, of_user = self._rows()
+        return select(literal_column("1")).select_from(source).where(of_user).exists()
+
+    def elements(self) -> Elements:
+        found, source, of_user = self._rows()
+        return Elements(source, GroupRow(found), found.c.id, (of_user,))
+
+
+class GroupRow(Value):
+    """One of a user's groups (see :class:`GroupRows`): always there, so present."""
+
+    always_present = True
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+
+    def absent(self) -> Condition:
+        return false()
+
+    def child(self, key: str) -> Value:
+        if key == "value":
+            return Column(self.group.c.id)
+        if key == "display":
+            return Column(func.nullif(self.group.c.display_name, ""))
+        if key == "type":
+            return Constant("direct")
+        if key == "$ref":
+            return Derived("groups.$ref")
+        return Nothing()
+
+
 class Derived(Value):
     """A value the service completes when it answers (a ``$ref`` made absolute from its base
     URL): always there, but the store does not hold what the client sees, so it is not compared.
@@ -623,7 +679,7 @@ class FilterSql(FilterVisitor[Condition]):
         complex type of the list a value path selects in.
     :param root: the resource (or element) as a :class:`Value`.
     :param columns: resource attributes kept in columns, by Python field name (``id``, ``meta``,
-        ``user_name``, ``members``); the others are read from ``root``.
+        ``user_name``, ``members``, ``groups``); the others are read from ``root``.
     :param strict: raise on an unknown attribute (a filter bound to one resource type); a filter
         bound to several types (a root search) has it match nothing instead (RFC 7644 §3.4.2.1).
     """

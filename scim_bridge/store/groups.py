@@ -33,6 +33,7 @@ from scim_bridge.store import memberships
 from scim_bridge.store.db import Change
 from scim_bridge.store.db import current_transaction
 from scim_bridge.store.documents import DocumentStore
+from scim_bridge.store.documents import wants_attribute
 from scim_bridge.store.filters import MemberRows
 from scim_bridge.store.filters import Value
 from scim_bridge.store.memberships import GROUP_JOB
@@ -52,18 +53,11 @@ def _is_members(path: AttrPath) -> bool:
     )
 
 
-def _mentions_members(attribute: Any) -> bool:
-    name = str(attribute).lower().removeprefix(CORE_GROUP_URN.lower() + ":")
-    return name == "members" or name.startswith(("members.", "members["))
-
-
 def wants_members(
     attributes: Iterable[Any] | None, excluded_attributes: Iterable[Any] | None
 ) -> bool:
     """Whether a response keeps ``members`` (RFC 7644 §3.4.2.5); if not, they are not even read."""
-    if excluded_attributes and any(_mentions_members(a) for a in excluded_attributes):
-        return False
-    return not attributes or any(_mentions_members(a) for a in attributes)
+    return wants_attribute("members", CORE_GROUP_URN, attributes, excluded_attributes)
 
 
 def _members_of(value: Any) -> list[Member]:

@@ -3,30 +3,56 @@
 It implements scim2-server's :class:`~scim2_server.storage.ScimStorage` contract through
 :class:`~scim_bridge.store.documents.DocumentStore`. Deleting a user also takes it out of every
 group, so the grants it had through them go (DESIGN.md, Users: Delete).
+
+A user's ``groups`` (RFC 7643 §4.1.2, read-only) are its ``group_members`` rows, read with their
+groups when an answer keeps them (one query for a whole page); they are never stored in the
+user's document, whatever a client sends.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 from scim2_models import Resource
 from scim2_models import ResourceType
 from scim2_models import ResponseParameters
 from scim2_models import SearchRequest
 from scim2_server.storage import SearchPage
+from sqlalchemy import select
 
 from scim_bridge.store import audit
 from scim_bridge.store import jobs
 from scim_bridge.store import memberships
 from scim_bridge.store.db import Change
+from scim_bridge.store.db import current_transaction
 from scim_bridge.store.documents import DocumentStore
+from scim_bridge.store.documents import wants_attribute
+from scim_bridge.store.documents import without_core_attributes
+from scim_bridge.store.filters import GroupRows
+from scim_bridge.store.filters import Value
+from scim_bridge.store.memberships import BATCH
+from scim_bridge.store.schema import group_members
+from scim_bridge.store.schema import groups
 from scim_bridge.store.schema import users
 
+CORE_USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User"
 USER_JOB = "user"
 # Attributes never kept, returned or audited, however spelled (``documents.without_attributes``):
 # the bridge gives GitLab accounts random passwords of its own, and a password Entra sends is
 # accepted and dropped.
 NEVER_STORED = frozenset({"password"})
+# Core attributes computed from other rows: never kept in the document (a PATCH or PUT passes
+# back the resource as read, ``groups`` included), always read afresh.
+COMPUTED = frozenset({"groups"})
+
+
+def wants_groups(
+    attributes: Iterable[Any] | None, excluded_attributes: Iterable[Any] | None
+) -> bool:
+    """Whether a response keeps ``groups`` (RFC 7644 §3.4.2.5); if not, they are not even read."""
+    return wants_attribute("groups", CORE_USER_URN, attributes, excluded_attributes)
 
 
 class UserStore(DocumentStore):
@@ -44,6 +70,41 @@ class UserStore(DocumentStore):
         active = document.get("active")
         return {"active": active if isinstance(active, bool) else None}
 
+    def kept(self, document: dict[str, Any]) -> dict[str, Any]:
+        return without_core_attributes(super().kept(document), COMPUTED, CORE_USER_URN)
+
+    def filter_columns(self) -> dict[str, Value]:
+        """``groups`` are rows of group_members: filters on them are ``EXISTS`` over those rows."""
+        return {**super().filter_columns(), "groups": GroupRows(users, group_members, groups)}
+
+    # -- Reading ------------------------------------------------------------
+
+    def _groups(self, user_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Each user's groups, in group id order: ``value``, ``display`` (the group's
+        displayName), ``type`` "direct" and a ``$ref`` the service makes absolute (RFC 7643
+        §4.1.2). One query for up to ``BATCH`` users.
+        """
+        found: dict[str, list[dict[str, Any]]] = {user_id: [] for user_id in user_ids}
+        connection = current_transaction().connection
+        for start in range(0, len(user_ids), BATCH):
+            statement = (
+                select(group_members.c.member_id, groups.c.id, groups.c.display_name)
+                .join(groups, groups.c.id == group_members.c.group_id)
+                .where(group_members.c.member_id.in_(user_ids[start : start + BATCH]))
+                .order_by(group_members.c.member_id, groups.c.id)
+            )
+            for user_id, group_id, display in connection.execute(statement):
+                entry = {"value": group_id, "$ref": f"Groups/{quote(group_id, safe='')}"}
+                if display:
+                    entry["display"] = display
+                entry["type"] = "direct"
+                found[user_id].append(entry)
+        return found
+
+    def _user(self, row: Any, entries: list[dict[str, Any]] | None) -> Resource[Any]:
+        """The user with its groups (none: no ``groups`` at all, never an empty list)."""
+        return self._resource(row, {"groups": entries} if entries else None)
+
     def get(
         self,
         resource_type: ResourceType,
@@ -52,7 +113,11 @@ class UserStore(DocumentStore):
         response_parameters: ResponseParameters[Any] | None = None,
     ) -> Resource[Any]:
         with self.operation():
-            return self._resource(self._existing_row(resource_id))
+            row = self._existing_row(resource_id)
+            keep = response_parameters is None or wants_groups(
+                response_parameters.attributes, response_parameters.excluded_attributes
+            )
+            return self._user(row, self._groups([resource_id])[resource_id] if keep else None)
 
     def search(
         self,
@@ -63,13 +128,19 @@ class UserStore(DocumentStore):
     ) -> SearchPage:
         with self.operation():
             total, rows = self.search_rows(search_request)
-            return SearchPage(total=total, resources=[self._resource(row) for row in rows])
+            keep = wants_groups(search_request.attributes, search_request.excluded_attributes)
+            found = self._groups([row["id"] for row in rows]) if keep and rows else {}
+            resources = [self._user(row, found.get(row["id"])) for row in rows]
+            return SearchPage(total=total, resources=resources)
+
+    # -- Writing ------------------------------------------------------------
 
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
         with self.operation():
             document = self.document(resource)
             resource_id = self.insert_row(document)
             self.written(Change("User", resource_id, None, document), "scim.user.create")
+            # A new id is in no group yet: there are no groups to read.
             return self._resource(self._existing_row(resource_id))
 
     def update(
@@ -87,7 +158,9 @@ class UserStore(DocumentStore):
             self.update_row(resource.id, document, row["version"] + 1)
             change = Change("User", resource.id, dict(row["data"]), document)
             self.written(change, "scim.user.update")
-            return self._resource(self._existing_row(resource.id))
+            return self._user(
+                self._existing_row(resource.id), self._groups([resource.id])[resource.id]
+            )
 
     def delete(
         self,

@@ -484,7 +484,12 @@ USER_ATTRIBUTES = [
     ("roles.display", "string"),
     ("x509Certificates", "binary"),
     ("x509Certificates.display", "string"),
-    ("groups.value", "string"),
+    ("groups", "id"),
+    ("groups.value", "id"),
+    ("groups.display", "string"),
+    ("groups.display", "string"),  # twice: read from the groups' rows, easy to get wrong
+    ("groups.type", "string"),
+    ("groups.$ref", "derived"),
     ("schemas", "string"),
     ("meta", "complex"),
     ("meta.created", "datetime"),
@@ -510,6 +515,7 @@ USER_LISTS = {
     "addresses": [("locality", "string"), ("country", "string"), ("primary", "boolean")],
     "roles": [("value", "string"), ("display", "string"), ("primary", "boolean")],
     "x509Certificates": [("value", "binary"), ("display", "string")],
+    "groups": [("value", "id"), ("display", "string"), ("type", "string"), ("$ref", "derived")],
     "schemas": [("value", "string"), ("other", "string")],  # a list of strings: value is the item
 }
 GROUP_ATTRIBUTES = [
@@ -572,6 +578,9 @@ USER_SORTS = [
     "addresses.locality",
     "roles.display",
     "schemas",
+    "groups",
+    "groups.display",
+    "groups.type",
     "id",
     "meta.created",
     "meta.lastModified",
@@ -687,9 +696,11 @@ def create_groups(
 @given(data=st.data())
 def test_user_filters_and_sorts_agree_with_scim2_models(stores: Stores, data: Any) -> None:
     stores.empty()
-    create_users(stores, data.draw(users, label="users"))
+    user_ids = create_users(stores, data.draw(users, label="users"))
+    # Users are in groups: their ``groups`` are read from the member rows.
+    group_ids = create_groups(stores, data.draw(groups, label="groups"), user_ids)
     stored = stores.users.search([USER_TYPE], USER_SEARCH()).resources
-    pools = Pools(stored)
+    pools = Pools(stored, extra_ids=group_ids)
     trees = data.draw(st.lists(USER_FILTERS, min_size=3, max_size=12), label="filters")
     expressions = [render(tree, pools) for tree in trees]
     valid = check_filters(stores.users, USER_TYPE, USER_SEARCH, stored, expressions)

@@ -269,6 +269,34 @@ def test_group_members_are_rows(users: UserStore, groups: GroupStore) -> None:
     assert found(groups, 'members.type ne "group"') == ["both", "none", "one"]
 
 
+def test_user_groups_are_rows(users: UserStore, groups: GroupStore) -> None:
+    """A user's ``groups`` are the group_members rows naming it, each with its group's name."""
+    ids = add_users(users, {"userName": "both"}, {"userName": "one"}, {"userName": "none"})
+    made = {}
+    for name, members in (("Ünal Team", ["both", "one"]), ("ops", ["both"])):
+        group = Group.model_validate(
+            {"displayName": name, "members": [{"value": ids[m]} for m in members]}
+        )
+        made[name] = groups.create(GROUP_TYPE, group).id
+    assert found(users, f'groups eq "{made["ops"]}"') == ["both"]
+    assert found(users, f'groups.value eq "{made["Ünal Team"]}"') == ["both", "one"]
+    assert found(users, f'groups.value eq "{made["ops"].upper()}"') == []  # caseExact
+    assert found(users, 'groups.display co "ÜN"') == ["both", "one"]
+    assert found(users, 'groups[display eq "OPS"]') == ["both"]
+    assert found(users, "groups pr") == ["both", "one"]
+    assert found(users, "groups eq null") == ["none"]
+    assert found(users, 'groups[type eq "direct"]') == ["both", "one"]
+    assert found(users, "groups.$ref pr") == ["both", "one"]
+    assert found(users, f'not (groups ne "{made["ops"]}")') == ["both"]
+    refs = USER_SEARCH.model_validate(
+        {"filter": 'groups.$ref co "Groups/"'}, scim_ctx=Context.SEARCH_REQUEST
+    )
+    with pytest.raises(InvalidFilterException):
+        users.search([USER_TYPE], refs)
+    assert in_order(users, sortBy="groups.display")[-1] == "none"  # no value: last
+    assert in_order(users, sortBy="groups.value", sortOrder="descending")[0] == "none"
+
+
 def test_sorting_puts_missing_values_last_ascending(users: UserStore) -> None:
     add_users(
         users,
