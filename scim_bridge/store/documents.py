@@ -105,6 +105,8 @@ class DocumentStore(ScimStorage):
     # -- Reading ------------------------------------------------------------
 
     def _row(self, resource_id: str) -> Any:
+        if len(resource_id) > self.table.c.id.type.length:  # type: ignore[attr-defined]
+            return None  # longer than any id: no row to look for, nothing sent to SQL
         tx = current_transaction()
         statement = select(self.table).where(self.table.c.id == resource_id)
         if tx.write and not self.db.is_sqlite:

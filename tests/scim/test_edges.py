@@ -185,6 +185,18 @@ def test_a_nul_or_lone_surrogate_in_a_body_is_a_400(scim: Any, escaped: str) -> 
     assert response.json["scimType"] in ("invalidValue", "invalidSyntax")
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("endpoint", ["Users", "Groups"])
+def test_an_id_longer_than_any_id_is_a_404(scim: Any, method: str, endpoint: str) -> None:
+    body: Any = None
+    if method == "PATCH":
+        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": []}
+    elif method == "PUT":
+        body = entra_user() if endpoint == "Users" else {"displayName": "G"}
+    response = scim.request(method, f"/{endpoint}/{'a' * 37}", body)
+    assert_error(response, 404)
+
+
 # -- Every answer under /scim/v2 is SCIM ------------------------------------------------------
 
 
