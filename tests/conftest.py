@@ -9,12 +9,14 @@ import sys
 import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
+from sqlalchemy import event
 from sqlalchemy import text
 
 from scim_bridge.app import create_app
@@ -221,6 +223,22 @@ def make_bridge(database_url: str) -> Iterator[Callable[..., BridgeUnderTest]]:
     yield factory
     for bridge in made:
         bridge.close()
+
+
+@contextmanager
+def sql_statements(bridge: BridgeUnderTest) -> Iterator[list[str]]:
+    """The SQL statements the bridge runs meanwhile: query counts are proven, not timed."""
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    engine = bridge.bridge.db.engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
 
 
 def entra_user(user_name: str = "Jane.Doe@contoso.com", **overrides: Any) -> dict[str, Any]:

@@ -503,13 +503,52 @@ class MetaColumns(Value):
         return self.children[key]
 
 
-class MemberRows(Value):
+class RelatedRows(Value):
+    """A multi-valued attribute read from a join table, never from the stored document.
+
+    The resource has the attribute when at least one joined row exists (never an empty list);
+    its elements are the rows, ordered as GET returns them. Subclasses say which rows and what
+    each element's sub-attributes are.
+    """
+
+    def _rows(self) -> tuple[FromClause, Condition, Any, Value]:
+        """The joined source, the condition tying it to the resource, the order, one element."""
+        raise NotImplementedError
+
+    def absent(self) -> Condition:
+        return not_(self.is_list())
+
+    def is_list(self) -> Condition:
+        source, of_resource, _order, _element = self._rows()
+        return select(literal_column("1")).select_from(source).where(of_resource).exists()
+
+    def elements(self) -> Elements:
+        source, of_resource, order, element = self._rows()
+        return Elements(source, element, order, (of_resource,))
+
+
+class RelatedRow(Value):
+    """One element of :class:`RelatedRows`: its ``value`` is always there, so it is present."""
+
+    always_present = True
+
+    def __init__(self, fields: dict[str, Value]) -> None:
+        self.fields = fields
+
+    def absent(self) -> Condition:
+        return false()
+
+    def child(self, key: str) -> Value:
+        return self.fields.get(key, Nothing())
+
+
+class MemberRows(RelatedRows):
     """A group's ``members``: rows of ``group_members``, ordered by member id as GET returns them.
 
     This mirrors ``GroupStore._members``: members are the rows whose User exists (joined with
-    ``users``); a group without any has no ``members`` at all (never an empty list); each has its
-    id as ``value``, its display name if not empty, ``type`` "User", and a ``$ref`` the service
-    completes with its base URL (so ``$ref`` is present, but not compared in SQL).
+    ``users``); each has its id as ``value``, its display name if not empty, ``type`` "User", and
+    a ``$ref`` the service completes with its base URL (so ``$ref`` is present, but not compared
+    in SQL).
     """
 
     def __init__(self, groups: Table, members: Table, users: Table) -> None:
@@ -517,54 +556,28 @@ class MemberRows(Value):
         self.members = members
         self.users = users
 
-    def _rows(self) -> tuple[Any, FromClause, Condition]:
+    def _rows(self) -> tuple[FromClause, Condition, Any, Value]:
         rows = self.members.alias()
         people = self.users.alias()
         source = rows.join(people, people.c.id == rows.c.member_id)
-        return rows, source, rows.c.group_id == self.groups.c.id
-
-    def absent(self) -> Condition:
-        return not_(self.is_list())
-
-    def is_list(self) -> Condition:
-        _rows, source, of_group = self._rows()
-        return select(literal_column("1")).select_from(source).where(of_group).exists()
-
-    def elements(self) -> Elements:
-        rows, source, of_group = self._rows()
-        return Elements(source, MemberRow(rows), rows.c.member_id, (of_group,))
+        element = RelatedRow(
+            {
+                "value": Column(rows.c.member_id),
+                "display": Column(func.nullif(rows.c.display, "")),
+                "type": Constant("User"),
+                "$ref": Derived("members.$ref"),
+            }
+        )
+        return source, rows.c.group_id == self.groups.c.id, rows.c.member_id, element
 
 
-class MemberRow(Value):
-    """One member (see :class:`MemberRows`); its ``value`` is always there, so it is present."""
-
-    always_present = True
-
-    def __init__(self, rows: Any) -> None:
-        self.rows = rows
-
-    def absent(self) -> Condition:
-        return false()
-
-    def child(self, key: str) -> Value:
-        if key == "value":
-            return Column(self.rows.c.member_id)
-        if key == "display":
-            return Column(func.nullif(self.rows.c.display, ""))
-        if key == "type":
-            return Constant("User")
-        if key == "$ref":
-            return Derived("members.$ref")
-        return Nothing()
-
-
-class GroupRows(Value):
+class GroupRows(RelatedRows):
     """A user's ``groups`` (RFC 7643 §4.1.2): the groups whose ``group_members`` rows name it.
 
-    This mirrors ``UserStore._groups``: a user in no group has no ``groups`` at all; each entry
-    has the group's id as ``value`` (in id order, as GET returns them), its displayName as
-    ``display``, ``type`` "direct" (groups are not nested), and a ``$ref`` the service completes
-    with its base URL (present, but not compared in SQL).
+    This mirrors ``UserStore._groups``: each entry has the group's id as ``value`` (in id order,
+    as GET returns them), its displayName as ``display``, ``type`` "direct" (groups are not
+    nested), and a ``$ref`` the service completes with its base URL (present, but not compared
+    in SQL).
     """
 
     def __init__(self, users: Table, members: Table, groups: Table) -> None:
@@ -572,45 +585,19 @@ class GroupRows(Value):
         self.members = members
         self.groups = groups
 
-    def _rows(self) -> tuple[Any, FromClause, Condition]:
+    def _rows(self) -> tuple[FromClause, Condition, Any, Value]:
         rows = self.members.alias()
         found = self.groups.alias()
         source = rows.join(found, found.c.id == rows.c.group_id)
-        return found, source, rows.c.member_id == self.users.c.id
-
-    def absent(self) -> Condition:
-        return not_(self.is_list())
-
-    def is_list(self) -> Condition:
-        _found, source, of_user = self._rows()
-        return select(literal_column("1")).select_from(source).where(of_user).exists()
-
-    def elements(self) -> Elements:
-        found, source, of_user = self._rows()
-        return Elements(source, GroupRow(found), found.c.id, (of_user,))
-
-
-class GroupRow(Value):
-    """One of a user's groups (see :class:`GroupRows`): always there, so present."""
-
-    always_present = True
-
-    def __init__(self, group: Any) -> None:
-        self.group = group
-
-    def absent(self) -> Condition:
-        return false()
-
-    def child(self, key: str) -> Value:
-        if key == "value":
-            return Column(self.group.c.id)
-        if key == "display":
-            return Column(func.nullif(self.group.c.display_name, ""))
-        if key == "type":
-            return Constant("direct")
-        if key == "$ref":
-            return Derived("groups.$ref")
-        return Nothing()
+        element = RelatedRow(
+            {
+                "value": Column(found.c.id),
+                "display": Column(func.nullif(found.c.display_name, "")),
+                "type": Constant("direct"),
+                "$ref": Derived("groups.$ref"),
+            }
+        )
+        return source, rows.c.member_id == self.users.c.id, found.c.id, element
 
 
 class Derived(Value):

@@ -9,12 +9,9 @@ nothing at all. Removing stays lenient about ids that are not members, not about
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -23,6 +20,7 @@ from scim_bridge.store.schema import group_member_changes
 from scim_bridge.store.schema import group_members
 from scim_bridge.store.schema import jobs
 from tests.conftest import entra_user
+from tests.conftest import sql_statements as statements
 from tests.scim.test_groups_api import create_group
 from tests.scim.test_groups_api import entra_group
 
@@ -60,22 +58,6 @@ def count(bridge: Any, table: Any, *where: Any) -> int:
     with bridge.bridge.db.transaction(write=False) as tx:
         statement = select(func.count()).select_from(table).where(*where)
         return int(tx.connection.execute(statement).scalar_one())
-
-
-@contextmanager
-def statements(bridge: Any) -> Iterator[list[str]]:
-    """The SQL statements the bridge runs meanwhile."""
-    seen: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    engine = bridge.bridge.db.engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 def member(value: Any) -> dict[str, Any]:

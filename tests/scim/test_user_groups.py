@@ -8,16 +8,14 @@ only when the answer keeps them, with one query for a whole page of users; they 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy import select
 
 from scim_bridge.store.schema import users
 from tests.conftest import entra_user
+from tests.conftest import sql_statements as statements
 from tests.scim.test_groups_api import create_group
 
 BASE = "http://localhost/scim/v2"
@@ -57,22 +55,6 @@ def expected(*groups: dict[str, Any]) -> list[dict[str, Any]]:
 def join(scim: Any, group: dict[str, Any], *user_ids: str) -> None:
     add = [{"op": "Add", "path": "members", "value": [{"value": u} for u in user_ids]}]
     assert scim.patch(f"/Groups/{group['id']}", add).status_code == 204
-
-
-@contextmanager
-def statements(bridge: Any) -> Iterator[list[str]]:
-    """The SQL statements the bridge runs meanwhile."""
-    seen: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    engine = bridge.bridge.db.engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 def reads_groups(seen: list[str]) -> int:
