@@ -28,16 +28,6 @@ FAKE = "fake-member-id"
 BASE = "http://localhost/scim/v2"
 
 
-@pytest.fixture
-def bridge(make_bridge: Any) -> Any:
-    return make_bridge()
-
-
-@pytest.fixture
-def scim(bridge: Any) -> Any:
-    return bridge.scim
-
-
 def create_user(scim: Any, name: str) -> str:
     response = scim.post("/Users", entra_user(f"{name}@contoso.com"))
     assert response.status_code == 201, response.json

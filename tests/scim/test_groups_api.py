@@ -13,16 +13,6 @@ MS_GROUP_URI = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 
-@pytest.fixture
-def bridge(make_bridge: Any) -> Any:
-    return make_bridge()
-
-
-@pytest.fixture
-def scim(bridge: Any) -> Any:
-    return bridge.scim
-
-
 def entra_group(display_name: str = "GitLab Developers", **overrides: Any) -> dict[str, Any]:
     body = {
         "schemas": [CORE_GROUP, MS_GROUP_URI],

@@ -22,16 +22,6 @@ BASE = "http://localhost/scim/v2"
 SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
 
-@pytest.fixture
-def bridge(make_bridge: Any) -> Any:
-    return make_bridge()
-
-
-@pytest.fixture
-def scim(bridge: Any) -> Any:
-    return bridge.scim
-
-
 def create_user(scim: Any, name: str, **overrides: Any) -> str:
     response = scim.post("/Users", entra_user(f"{name}@contoso.com", **overrides))
     assert response.status_code == 201, response.json

@@ -13,16 +13,6 @@ ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 
-@pytest.fixture
-def bridge(make_bridge: Any) -> Any:
-    return make_bridge()
-
-
-@pytest.fixture
-def scim(bridge: Any) -> Any:
-    return bridge.scim
-
-
 def create(scim: Any, user_name: str = "Jane.Doe@contoso.com", **overrides: Any) -> dict[str, Any]:
     response = scim.post("/Users", entra_user(user_name, **overrides))
     assert response.status_code == 201, response.json
