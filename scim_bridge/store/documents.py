@@ -58,6 +58,20 @@ def folded(value: str) -> str:
     return key
 
 
+# The most bytes an indexed text column takes. PostgreSQL's b-tree refuses an entry over about
+# 2,700 bytes (after compression, so random text fails first); SQLite has no limit, but both
+# databases answer the same so that a tenant can move between them.
+MAX_INDEXED_BYTES = 2000
+
+
+def check_indexable(attribute: str, value: object) -> None:
+    """Refuse a value too long for its index with a 400 before any SQL sees it."""
+    if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) > MAX_INDEXED_BYTES:
+        raise InvalidValueException(
+            detail=f"{attribute} is too long: at most {MAX_INDEXED_BYTES} bytes in UTF-8"
+        )
+
+
 def version_tag(version: int) -> str:
     return f'W/"{version}"'
 
@@ -217,10 +231,14 @@ class DocumentStore(ScimStorage):
         if not isinstance(value, str) or not value.strip():
             # A PATCH can blank what creation required (RFC 7643: userName/displayName REQUIRED).
             raise InvalidValueException(detail=f"{self.unique_attribute} must not be empty")
+        key = folded(value)
+        check_indexable(self.unique_attribute, key)
+        external_id = document.get("externalId")
+        check_indexable("externalId", external_id)
         return {
             self.display_column: value,
-            self.unique_column: folded(value),
-            "external_id": document.get("externalId"),
+            self.unique_column: key,
+            "external_id": external_id,
         }
 
     def extra_columns(self, document: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@ extension names, input no database can hold, non-SCIM methods, and a strict ``ac
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -13,10 +14,7 @@ from tests.scim.test_users_api import ENTERPRISE
 from tests.scim.test_users_api import assert_error
 from tests.scim.test_users_api import create
 
-
-@pytest.fixture
-def scim(make_bridge: Any) -> Any:
-    return make_bridge().scim
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 
 # -- Addresses -----------------------------------------------------------------------------
@@ -195,6 +193,42 @@ def test_an_id_longer_than_any_id_is_a_404(scim: Any, method: str, endpoint: str
         body = entra_user() if endpoint == "Users" else {"displayName": "G"}
     response = scim.request(method, f"/{endpoint}/{'a' * 37}", body)
     assert_error(response, 404)
+
+
+def _noise(size: int) -> str:
+    """Text no compression shrinks: PostgreSQL would compress "xxx…" under its index limit."""
+    return "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(size // 64 + 1))
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "attribute"),
+    [("Users", "userName"), ("Users", "externalId"), ("Groups", "displayName")],
+)
+def test_a_value_too_long_for_its_index_is_invalid_value_and_stores_nothing(
+    scim: Any, endpoint: str, attribute: str
+) -> None:
+    """Indexed text has a ceiling (a b-tree entry); a value over it is the client's error."""
+    too_long = _noise(10_000)
+    if endpoint == "Users":
+        body = entra_user("long@contoso.com", **{attribute: too_long})
+        made = create(scim, "kept@contoso.com")
+    else:
+        body = {"schemas": [GROUP], "displayName": too_long}
+        made = scim.post("/Groups", {"schemas": [GROUP], "displayName": "Kept"}).json
+    assert_error(scim.post(f"/{endpoint}", body), 400)
+    assert scim.post(f"/{endpoint}", body).json["scimType"] == "invalidValue"
+    response = scim.patch(
+        f"/{endpoint}/{made['id']}", [{"op": "replace", "path": attribute, "value": too_long}]
+    )
+    assert_error(response, 400)
+    assert attribute in response.json["detail"]
+    assert scim.get(f"/{endpoint}").json["totalResults"] == 1, "nothing was stored"
+    # Up to the limit, a long value is kept.
+    fits = _noise(2_000)[:1_900]
+    response = scim.patch(
+        f"/{endpoint}/{made['id']}", [{"op": "replace", "path": attribute, "value": fits}]
+    )
+    assert response.status_code in (200, 204), response.get_data(as_text=True)
 
 
 # -- Every answer under /scim/v2 is SCIM ------------------------------------------------------

@@ -7,6 +7,7 @@ error). Each answer must also be the SCIM Error JSON when it is an error.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,8 @@ GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 HUGE = "99999999999999999999"
 LONG = "x" * 10_000
+# Incompressible: PostgreSQL compresses "xxx…" below its index limit, but not this.
+NOISE = "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(160))
 DEEP = 2_000
 
 
@@ -73,7 +76,7 @@ def _requests(user_id: str, group_id: str) -> Iterator[tuple[str, str, Any, dict
         raw_patch = f'{{"schemas": ["{PATCH}"], "Operations": [{{"op": "replace", "path": "{path}", "value": "x"}}]}}'
         yield "PATCH", f"/Users/{user_id}", raw_patch, {}
     # Overlong ids and values.
-    for long_id in ("x" * 37, "x" * 65, "x" * 513, LONG):
+    for long_id in ("x" * 37, "x" * 65, "x" * 513, LONG, NOISE):
         yield "GET", f"/Users/{long_id}", None, {}
         yield "DELETE", f"/Groups/{long_id}", None, {}
         yield (
@@ -129,6 +132,22 @@ def _requests(user_id: str, group_id: str) -> Iterator[tuple[str, str, Any, dict
             {},
         )
     yield "GET", f"/Users/{user_id}", None, {"client-request-id": LONG}
+    # Values too long for an index, in every indexed column a client writes.
+    yield "POST", "/Groups", _group(displayName=NOISE), {}
+    yield "POST", "/Groups", _group(displayName="noise", externalId=NOISE), {}
+    yield "PUT", f"/Groups/{group_id}", _group(displayName=NOISE), {}
+    yield (
+        "PATCH",
+        f"/Groups/{group_id}",
+        _patch({"op": "replace", "path": "displayName", "value": NOISE}),
+        {},
+    )
+    yield (
+        "PATCH",
+        f"/Users/{user_id}",
+        _patch({"op": "replace", "path": "userName", "value": NOISE}),
+        {},
+    )
     # Deep nesting: filters, PATCH paths and JSON bodies.
     nested = "(" * DEEP + 'userName eq "a"' + ")" * DEEP
     yield "GET", "/Users?" + _query(filter=nested), None, {}
