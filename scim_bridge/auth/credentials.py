@@ -15,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy import RowMapping
-from sqlalchemy import Select
+from typing import Protocol
+from typing import TypeVar
 
 from scim_bridge import clock
-from scim_bridge.store.db import Database
+from scim_bridge.store import credentials as stored
 
 _DUMMY_HASH = hashlib.sha256(b"scim-bridge: no such credential").hexdigest()
 
@@ -34,6 +33,14 @@ class Issued:
     presented: str
 
 
+class Hashed(Protocol):
+    @property
+    def secret_hash(self) -> str: ...
+
+
+Found = TypeVar("Found", bound=Hashed)
+
+
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -42,6 +49,11 @@ def issue(prefix: str) -> Issued:
     lookup = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     return Issued(lookup, digest(secret), f"{prefix}_{lookup}_{secret}")
+
+
+def stored_part(issued: Issued) -> stored.HashedSecret:
+    """What the store keeps of ``issued``: never the presented secret."""
+    return stored.HashedSecret(issued.lookup, issued.secret_hash)
 
 
 def split(prefix: str, presented: str) -> tuple[str, str]:
@@ -58,19 +70,18 @@ def matches(secret: str, stored_hash: str | None) -> bool:
 
 
 def find(
-    db: Database, prefix: str, presented: str, query: Callable[[str], Select[Any]]
-) -> RowMapping | None:
-    """The row ``query(lookup)`` finds for ``presented``, if its ``secret_hash`` matches.
+    prefix: str, presented: str, find_by_lookup: Callable[[str], Found | None]
+) -> Found | None:
+    """The record ``find_by_lookup(lookup)`` returns for ``presented``, if its hash matches.
 
-    The comparison runs whether or not a row was found, so a wrong lookup and a wrong secret
-    cost the same.
+    The lookup and the comparison run whether or not the credential is well formed or a record
+    was found, so a wrong lookup and a wrong secret cost the same.
     """
     lookup, secret = split(prefix, presented)
-    with db.transaction(write=False) as tx:
-        row = tx.connection.execute(query(lookup)).mappings().first()
-    if not matches(secret, row["secret_hash"] if row is not None else None):
+    found = find_by_lookup(lookup)
+    if not matches(secret, found.secret_hash if found is not None else None):
         return None
-    return row
+    return found
 
 
 def expired(expires_at: datetime | None) -> bool:
@@ -95,7 +106,7 @@ class Lifetime:
         return "expired" if expired(self.expires_at) else "active"
 
 
-def lifetime(row: Any) -> dict[str, Any]:
-    """A row's lifetime columns as aware datetimes: ``Info(**lifetime(row), name=...)``."""
+def lifetime(record: stored.Lifetime) -> dict[str, Any]:
+    """A stored record's lifetime: ``Info(**lifetime(record), name=...)``."""
     names = ("created_at", "expires_at", "revoked_at", "last_used_at")
-    return {name: clock.aware(row[name]) for name in names}
+    return {name: getattr(record, name) for name in names}
