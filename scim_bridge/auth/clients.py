@@ -17,11 +17,11 @@ from datetime import timedelta
 from scim_bridge import clock
 from scim_bridge.auth import credentials
 from scim_bridge.store.credentials import NameTaken
-from scim_bridge.store.credentials import NewAccessToken
-from scim_bridge.store.credentials import NoSuchSecret
 from scim_bridge.store.credentials import NotActive
-from scim_bridge.store.credentials import OAuthClientRepository
 from scim_bridge.store.db import Database
+from scim_bridge.store.oauth_clients import NewAccessToken
+from scim_bridge.store.oauth_clients import NoSuchSecret
+from scim_bridge.store.oauth_clients import OAuthClientRepository
 
 CLIENT_ID_PREFIX = "sbc"
 SECRET_PREFIX = "sbs"

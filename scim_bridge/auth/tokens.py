@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from scim_bridge import clock
 from scim_bridge.auth import credentials
-from scim_bridge.store.credentials import ApiTokenRepository
+from scim_bridge.store.api_tokens import ApiTokenRepository
 from scim_bridge.store.credentials import NameTaken
 from scim_bridge.store.credentials import NotActive
 from scim_bridge.store.db import Database
