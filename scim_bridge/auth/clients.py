@@ -87,7 +87,7 @@ class ClientStore:
         issued = credentials.issue(SECRET_PREFIX)
         try:
             expires_at = self.repository.create_client(
-                name, client_id, credentials.stored_part(issued), self._secret_lifetime
+                name, client_id, issued.stored, self._secret_lifetime
             )
         except NameTaken:
             raise ClientError(
@@ -100,8 +100,7 @@ class ClientStore:
         """Add a secret; the old ones stay valid until they expire or are revoked."""
         issued = credentials.issue(SECRET_PREFIX)
         try:
-            stored = credentials.stored_part(issued)
-            expires_at = self.repository.add_secret(name, stored, self._secret_lifetime)
+            expires_at = self.repository.add_secret(name, issued.stored, self._secret_lifetime)
         except NotActive:
             raise _no_active_client(name) from None
         return issued.presented, expires_at
@@ -172,7 +171,7 @@ class ClientStore:
         now = clock.now()
         self.repository.issue_token(
             NewAccessToken(
-                token=credentials.stored_part(issued),
+                token=issued.stored,
                 client=client.id,
                 client_name=client.name,
                 client_secret=client.secret_id,

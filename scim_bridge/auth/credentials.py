@@ -13,13 +13,15 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 from typing import Protocol
 from typing import TypeVar
 
 from scim_bridge import clock
-from scim_bridge.store import credentials as stored
+from scim_bridge.store.credentials import HashedSecret
+from scim_bridge.store.credentials import Lifetime as StoredLifetime
 
 _DUMMY_HASH = hashlib.sha256(b"scim-bridge: no such credential").hexdigest()
 
@@ -28,9 +30,8 @@ _DUMMY_HASH = hashlib.sha256(b"scim-bridge: no such credential").hexdigest()
 class Issued:
     """A new credential: what to store (lookup, hash) and what to show once (presented)."""
 
-    lookup: str
-    secret_hash: str
-    presented: str
+    stored: HashedSecret
+    presented: str = field(repr=False)
 
 
 class Hashed(Protocol):
@@ -48,12 +49,7 @@ def digest(secret: str) -> str:
 def issue(prefix: str) -> Issued:
     lookup = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
-    return Issued(lookup, digest(secret), f"{prefix}_{lookup}_{secret}")
-
-
-def stored_part(issued: Issued) -> stored.HashedSecret:
-    """What the store keeps of ``issued``: never the presented secret."""
-    return stored.HashedSecret(issued.lookup, issued.secret_hash)
+    return Issued(HashedSecret(lookup, digest(secret)), f"{prefix}_{lookup}_{secret}")
 
 
 def split(prefix: str, presented: str) -> tuple[str, str]:
@@ -90,14 +86,9 @@ def expired(expires_at: datetime | None) -> bool:
     return at is not None and at <= clock.now()
 
 
-@dataclass(frozen=True)
-class Lifetime:
+@dataclass(frozen=True, kw_only=True)
+class Lifetime(StoredLifetime):
     """When a stored credential was made, ends and was last used, and so its status."""
-
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
 
     @property
     def status(self) -> str:
@@ -106,7 +97,7 @@ class Lifetime:
         return "expired" if expired(self.expires_at) else "active"
 
 
-def lifetime(record: stored.Lifetime) -> dict[str, Any]:
+def lifetime(record: StoredLifetime) -> dict[str, Any]:
     """A stored record's lifetime: ``Info(**lifetime(record), name=...)``."""
     names = ("created_at", "expires_at", "revoked_at", "last_used_at")
     return {name: getattr(record, name) for name in names}

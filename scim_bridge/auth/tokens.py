@@ -38,7 +38,7 @@ class TokenStore:
         issued = credentials.issue(PREFIX)
         lifetime = timedelta(days=expires_in_days) if expires_in_days else None
         try:
-            self.repository.add(name, credentials.stored_part(issued), lifetime)
+            self.repository.add(name, issued.stored, lifetime)
         except NameTaken:
             raise TokenError(f"a token named {name!r} already exists") from None
         return issued.presented

@@ -40,6 +40,8 @@ class HashedSecret:
 
 @dataclass(frozen=True, kw_only=True)
 class Lifetime:
+    """When a stored credential was made, ends and was last used (aware; None: not yet, never)."""
+
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
