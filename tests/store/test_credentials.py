@@ -1,15 +1,17 @@
-"""The OAuth client repository: one client per name under concurrency, and what each unit of
-work changes together (the token endpoint end to end is tests/auth/test_oauth.py)."""
+"""The credential repositories: one credential per name under concurrency, and what each unit of
+work changes together (the token endpoint and the front door end to end are in tests/auth/)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
 from scim_bridge import clock
 from scim_bridge.store import audit
+from scim_bridge.store.api_tokens import ApiTokenRepository
 from scim_bridge.store.credentials import HashedSecret
 from scim_bridge.store.credentials import NameTaken
 from scim_bridge.store.credentials import NotActive
@@ -20,10 +22,65 @@ from scim_bridge.store.oauth_clients import OAuthClientRepository
 from scim_bridge.store.oauth_clients import SecretCandidate
 
 YEAR = timedelta(days=365)
+RACERS = 6
+
+
+def race(create: Callable[[int], object]) -> list[str]:
+    """Run ``create(n)`` for n in 0..RACERS-1 at once; each outcome, sorted."""
+    outcomes: list[str] = []
+    start = threading.Barrier(RACERS)
+
+    def attempt(n: int) -> None:
+        start.wait()
+        try:
+            create(n)
+            outcomes.append("created")
+        except NameTaken:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(RACERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(outcomes)
 
 
 def hashed(lookup: str) -> HashedSecret:
     return HashedSecret(lookup, f"hash-of-{lookup}")
+
+
+# -- Bearer tokens ----------------------------------------------------------------------
+
+
+def test_concurrent_creates_of_one_name_leave_one_token(db: Database) -> None:
+    tokens = ApiTokenRepository(db)
+    outcomes = race(lambda n: tokens.add("entra", hashed(f"lookup{n}"), None))
+    assert outcomes == ["created"] + ["refused"] * (RACERS - 1)
+    assert [token.name for token in tokens.all()] == ["entra"]
+    assert len(list(audit.events(db, action_prefix="token.create"))) == 1
+
+
+def test_a_token_is_found_by_its_lookup_whatever_its_state(db: Database) -> None:
+    tokens = ApiTokenRepository(db)
+    tokens.add("portal", hashed("abc"), timedelta(days=90))
+    found = tokens.find_by_lookup("abc")
+    assert found is not None and found.secret_hash == "hash-of-abc"
+    assert found.expires_at == found.created_at + timedelta(days=90)
+    assert "hash-of-abc" not in repr(found)
+    assert found.last_used_at is None
+    used_at = clock.now()
+    tokens.mark_used(found.id, used_at)
+    tokens.revoke("portal")
+    with pytest.raises(NotActive):
+        tokens.revoke("portal")
+    revoked = tokens.find_by_lookup("abc")
+    assert revoked is not None and revoked.revoked_at is not None, "the caller refuses it"
+    assert revoked.last_used_at == used_at
+    assert tokens.find_by_lookup("") is None
+
+
+# -- OAuth clients ---------------------------------------------------------------------
 
 
 def secret(clients: OAuthClientRepository, lookup: str) -> SecretCandidate:
@@ -53,23 +110,8 @@ def mint(
 
 def test_concurrent_creates_of_one_name_leave_one_client(db: Database) -> None:
     clients = OAuthClientRepository(db)
-    outcomes: list[str] = []
-    start = threading.Barrier(6)
-
-    def create(n: int) -> None:
-        start.wait()
-        try:
-            clients.create_client("entra", f"sbc_{n}", hashed(f"lookup{n}"), YEAR)
-            outcomes.append("created")
-        except NameTaken:
-            outcomes.append("refused")
-
-    threads = [threading.Thread(target=create, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == ["created"] + ["refused"] * 5
+    outcomes = race(lambda n: clients.create_client("entra", f"sbc_{n}", hashed(f"l{n}"), YEAR))
+    assert outcomes == ["created"] + ["refused"] * (RACERS - 1)
     (client,) = clients.all()
     assert len(client.secrets) == 1, "a refused create leaves no secret behind"
     assert len(list(audit.events(db, action_prefix="oauth.client.create"))) == 1
