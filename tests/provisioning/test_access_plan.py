@@ -138,7 +138,9 @@ def test_decide_follows_the_rules_over_the_whole_table() -> None:
 def test_never_removes_a_membership_found_in_place() -> None:
     for state in TABLE:
         if found_level(state) is not None:
-            assert state.decide().action != "remove", state
+            assert state.decide().action != "remove", (
+                f"removed a membership found in place: {state}"
+            )
 
 
 def test_never_sets_a_level_below_the_one_found_in_place() -> None:
@@ -146,7 +148,9 @@ def test_never_sets_a_level_below_the_one_found_in_place() -> None:
         decision, found = state.decide(), found_level(state)
         if decision.action == "set" and found is not None:
             assert decision.level is not None
-            assert decision.level >= found, (state, decision)
+            assert decision.level >= found, (
+                f"set below the level found in place: {state} {decision}"
+            )
 
 
 def test_a_level_is_set_only_to_the_grant_or_the_level_found_in_place() -> None:

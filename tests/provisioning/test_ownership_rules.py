@@ -131,10 +131,11 @@ def test_the_bridge_writes_only_created_or_adopted_accounts_never_protected_ones
         assert refusal == PROTECTED_REASON
     elif origin in (CREATED, ADOPTED):
         assert refusal is None
+    elif origin == OPERATOR:
+        assert refusal is not None, "an operator link let the bridge write the account"
+        assert "memberships only" in refusal
     else:
-        assert refusal is not None
-        if origin == OPERATOR:
-            assert "memberships only" in refusal
+        assert refusal is not None, f"a link of origin {origin!r} let the bridge write the account"
 
 
 def test_an_unknown_origin_writes_nothing() -> None:
