@@ -15,22 +15,13 @@ import unicodedata
 from scim_bridge.provisioning.rules import GroupMapper
 from scim_bridge.settings import GroupRule
 from scim_bridge.settings import GroupsSettings
+from tests.provisioning.test_rules import DEVS_ID
+from tests.provisioning.test_rules import OPS_ID
+from tests.provisioning.test_rules import by_id
+from tests.provisioning.test_rules import by_name
 
-DEVS_ID = "0b3c6f5e-8f0c-4a36-9c4e-2f6a1d7e9b10"
-OPS_ID = "5d2a7c1b-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
 CAFE_COMPOSED = "Caf\u00e9 Team"
 CAFE_DECOMPOSED = "CAFE\u0301 team"
-
-
-def by_name(name: str, group: str, level: int) -> GroupRule:
-    return GroupRule(external_id=None, display_name=name, gitlab_group=group, access_level=level)
-
-
-def by_id(external_id: str, group: str, level: int) -> GroupRule:
-    return GroupRule(
-        external_id=external_id, display_name=None, gitlab_group=group, access_level=level
-    )
-
 
 RULE_POOL = (
     by_name("GitLab Developers", "acme/engineering", 30),
