@@ -11,11 +11,30 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import MutableMapping
+from datetime import timedelta
+from typing import TYPE_CHECKING
 from typing import Any
 
 from gunicorn import glogging
 
 from scim_bridge import logs
+
+if TYPE_CHECKING:
+    from gunicorn.config import Config
+    from gunicorn.glogging import _AtomsDict  # types-gunicorn's own; no class at run time
+    from gunicorn.http import Request
+    from gunicorn.http.wsgi import Response
+
+    class AccessAtoms(_AtomsDict, total=False):
+        """gunicorn's atoms and those :data:`ACCESS_FORMAT` adds."""
+
+        time: str
+        pid: int
+        status: int | None
+        duration: float
+        message: str
+
 
 # The path only, never the query string (a filter may hold an email); the request id is the one
 # the SCIM layer answered with, so the line joins the app's lines and the audit log.
@@ -26,8 +45,12 @@ ACCESS_FORMAT = (
 )
 
 
-class JsonAtoms(dict[str, Any]):
+class JsonAtoms(glogging.SafeAtoms):
     """gunicorn's atoms, each read as a JSON literal; header atoms case-insensitively."""
+
+    def __init__(self, atoms: dict[str, Any]) -> None:
+        # The atoms as they are: SafeAtoms' own escaping of quotes would be escaped again by JSON.
+        dict.__init__(self, atoms)
 
     def __getitem__(self, key: str) -> str:
         if key.startswith("{"):
@@ -42,17 +65,25 @@ class JsonLogger(glogging.Logger):
 
     atoms_wrapper_class = JsonAtoms
 
-    def setup(self, cfg: Any) -> None:
+    def setup(self, cfg: Config) -> None:
         super().setup(cfg)
         for handler in self.error_log.handlers:
             handler.setFormatter(logs.JsonFormatter())
 
-    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
-        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+    def atoms(
+        self,
+        resp: Response,
+        req: Request,
+        environ: MutableMapping[str, Any],
+        request_time: timedelta,
+    ) -> AccessAtoms:
+        atoms = super().atoms(resp, req, environ, request_time)
         status = str(atoms.get("s") or "")
-        atoms["time"] = logs.iso_time(time.time())
-        atoms["pid"] = os.getpid()  # which worker served it
-        atoms["status"] = int(status) if status.isdigit() else None
-        atoms["duration"] = round(request_time.total_seconds(), 6)
-        atoms["message"] = f"{atoms.get('m')} {atoms.get('U')} {status}"
-        return atoms
+        return {
+            **atoms,
+            "time": logs.iso_time(time.time()),
+            "pid": os.getpid(),  # which worker served it
+            "status": int(status) if status.isdigit() else None,
+            "duration": round(request_time.total_seconds(), 6),
+            "message": f"{atoms.get('m')} {atoms.get('U')} {status}",
+        }

@@ -36,9 +36,14 @@ def route_label(placeholders: Mapping[str, Collection[str]]) -> str:
     for name, allowed in placeholders.items():
         value = (request.view_args or {}).get(name)
         if value in allowed:
-            pattern = rf"<(?:[^:<>]+:)?{re.escape(name)}>"
-            label = re.sub(pattern, lambda _, text=str(value): text, label)
+            label = _filled(label, name, str(value))
     return label
+
+
+def _filled(template: str, name: str, value: str) -> str:
+    """``template`` with its placeholder ``name`` (``<name>`` or ``<converter:name>``) set."""
+    pattern = rf"<(?:[^:<>]+:)?{re.escape(name)}>"
+    return re.sub(pattern, lambda _: value, template)
 
 
 def method_label() -> str:

@@ -28,6 +28,7 @@ from scim2_models import ComplexAttribute
 from scim2_models import Email as StockEmail
 from scim2_models import ETag
 from scim2_models import Extension
+from scim2_models import External
 from scim2_models import Filter
 from scim2_models import Group
 from scim2_models import Patch
@@ -122,7 +123,9 @@ class Email(StockEmail):
 class BridgeUser(User[AnyExtension]):
     """The core User (RFC 7643 §4.1) with GitLab's address rule and a strict ``active``."""
 
-    emails: list[Email] | None = None
+    # Our Email in place of the stock one (a subclass): list is invariant, so mypy cannot accept
+    # refining the field of the pydantic model it overrides, which pydantic supports.
+    emails: list[Email] | None = None  # type: ignore[assignment]
     """Email addresses for the user."""
 
     active: Annotated[bool | None, BeforeValidator(strict_boolean)] = None
@@ -135,7 +138,7 @@ UserResource = BridgeUser[EntraEnterpriseUser]
 def service_provider_config() -> ServiceProviderConfig:
     """What the bridge supports, and nothing more (RFC 7643 §5): Entra and validators read it."""
     return ServiceProviderConfig(
-        documentation_uri="https://github.com/scim-bridge/scim-bridge#readme",
+        documentation_uri=Reference[External]("https://github.com/scim-bridge/scim-bridge#readme"),
         patch=Patch(supported=True),
         bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
         filter=Filter(supported=True, max_results=MAX_RESULTS),
@@ -147,7 +150,7 @@ def service_provider_config() -> ServiceProviderConfig:
                 type=AuthenticationScheme.Type.oauthbearertoken,
                 name="OAuth Bearer Token",
                 description="A bearer token created with `scim-bridge tokens create`.",
-                spec_uri="https://www.rfc-editor.org/rfc/rfc6750",
+                spec_uri=Reference[External]("https://www.rfc-editor.org/rfc/rfc6750"),
                 primary=True,
             )
         ],

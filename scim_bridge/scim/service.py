@@ -17,6 +17,7 @@ from http import HTTPStatus
 from typing import Any
 from typing import TypeVar
 
+from scim2_models import BaseModel
 from scim2_models import Context
 from scim2_models import InvalidFilterException
 from scim2_models import InvalidValueException
@@ -35,7 +36,7 @@ from scim_bridge.scim.models import strict_boolean
 from scim_bridge.scim.qualify import Qualifier
 from scim_bridge.scim.qualify import refuse_unstorable
 
-ModelT = TypeVar("ModelT")
+ModelT = TypeVar("ModelT", bound=BaseModel)  # as ScimService.read_body's
 
 # RFC 7643 §3.1 lets a schema list common attributes "for backward compatibility"; Microsoft's
 # gallery check (entra.md §4.3, Schema_Discoverability) only finds mapped attributes that a schema

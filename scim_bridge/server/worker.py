@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import errno
 import selectors
+import socket
 import time
 from concurrent.futures import Future
 from functools import partial
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import cast
 
 from gunicorn import util
 from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT
@@ -39,6 +42,10 @@ from scim_bridge.server.proxies import TrustedProxies
 from scim_bridge.server.proxies import parse_address
 from scim_bridge.server.releaser import Releaser
 from scim_bridge.settings import load_settings
+
+if TYPE_CHECKING:
+    from gunicorn.config import Config
+    from gunicorn.http import Request
 
 # Connections of one address that may wait for a place in service, per process, beyond those in
 # service; past it, new ones are closed as they are accepted. Several hundred keep a busy client
@@ -96,11 +103,11 @@ class HoldingSocket:
         return getattr(self._sock, name)
 
 
-class Conn(TConn):  # type: ignore[misc]
+class Conn(TConn):
     """gunicorn's connection, knowing its address's key, whether it is held, and how to close."""
 
     def __init__(
-        self, cfg: Any, sock: Any, client: Any, server: Any, worker: FrontDoorWorker
+        self, cfg: Config, sock: socket.socket, client: Any, server: Any, worker: FrontDoorWorker
     ) -> None:
         super().__init__(cfg, sock, client, server)
         self.worker = worker
@@ -119,7 +126,13 @@ class Conn(TConn):  # type: ignore[misc]
             util.close(self.sock)
 
 
-class FrontDoorWorker(ThreadWorker):  # type: ignore[misc]
+def _own(conn: TConn) -> Conn:
+    """A connection of this worker: its ``accept`` makes every one a :class:`Conn`."""
+    assert isinstance(conn, Conn)
+    return conn
+
+
+class FrontDoorWorker(ThreadWorker):
     """gunicorn's gthread worker that holds refusals without a thread and caps each address."""
 
     def init_process(self) -> None:
@@ -148,7 +161,7 @@ class FrontDoorWorker(ThreadWorker):  # type: ignore[misc]
 
     # -- Accepting: the open-connection cap, and the first bytes awaited in the poller ----------
 
-    def accept(self, listener: Any) -> None:
+    def accept(self, listener: socket.socket) -> None:
         try:
             client_sock, client_addr = listener.accept()
         except OSError as error:
@@ -175,7 +188,8 @@ class FrontDoorWorker(ThreadWorker):  # type: ignore[misc]
 
     # -- Serving: the in-service cap ---------------------------------------------------------------
 
-    def enqueue_req(self, conn: Conn) -> None:
+    def enqueue_req(self, conn: TConn) -> None:
+        conn = _own(conn)
         if conn.key is None or self.gate.enter(conn.key, conn):
             super().enqueue_req(conn)
 
@@ -184,7 +198,8 @@ class FrontDoorWorker(ThreadWorker):  # type: ignore[misc]
             for conn in self.gate.admit(key):
                 super().enqueue_req(conn)
 
-    def handle(self, conn: Conn) -> Any:
+    def handle(self, conn: TConn) -> Any:
+        conn = _own(conn)
         result = super().handle(conn)
         held, conn.held = conn.held, None
         if held is None:
@@ -192,10 +207,13 @@ class FrontDoorWorker(ThreadWorker):  # type: ignore[misc]
         held.keepalive = bool(result)
         return held
 
-    def handle_request(self, req: Any, conn: Conn) -> bool:
+    def handle_request(self, req: Request, conn: TConn) -> bool:
+        conn = _own(conn)
         hold = holds.begin()
         sock = conn.sock
-        holding = conn.sock = HoldingSocket(sock, hold)
+        holding = HoldingSocket(sock, hold)
+        # gunicorn only writes to conn.sock while it serves the request: a stand-in will do.
+        conn.sock = cast(socket.socket, holding)
         try:
             keepalive = bool(super().handle_request(req, conn))
         finally:
@@ -205,7 +223,8 @@ class FrontDoorWorker(ThreadWorker):  # type: ignore[misc]
             conn.held = Held(hold.due, bytes(holding.buffer), keepalive)
         return keepalive
 
-    def finish_request(self, conn: Conn, fs: Future[Any]) -> None:
+    def finish_request(self, conn: TConn, fs: Future[Any]) -> None:
+        conn = _own(conn)
         result = fs.result() if fs.done() and not fs.cancelled() and not fs.exception() else None
         if isinstance(result, Held):
             self.releaser.hold(result.due, conn, result.data, result.keepalive)

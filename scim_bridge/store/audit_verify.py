@@ -172,7 +172,7 @@ def _written_at(
     of the event its ``prev_hash`` names (itself perhaps moved): follow those links back through
     the window to an event that is intact where it is, then check each step forward.
     """
-    path = []
+    path: list[Mapping[str, Any]] = []
     current = row
     while current["hash"] not in memo and len(path) <= len(window):
         if current is not row and event_hash(current) == current["hash"]:

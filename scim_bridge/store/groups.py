@@ -283,7 +283,7 @@ class GroupStore(DocumentStore):
             attribute_operations: list[Any] = []
             added: list[str] = []
             removed: list[str] = []
-            for operation in patch_op.operations:
+            for operation in patch_op.operations or []:  # validated: never None
                 handled = self._patch_members(resource_id, operation, added, removed)
                 if handled is not None:
                     attribute_operations.extend(handled)

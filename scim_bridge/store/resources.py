@@ -33,7 +33,10 @@ class ScimStore(ScimStorage):
         self._by_name: dict[str, DocumentStore] = {"User": users, "Group": groups}
 
     def of(self, resource_type: ResourceType) -> DocumentStore:
-        return self._by_name[resource_type.name]
+        name = resource_type.name
+        if name is None:  # every type the provider serves has a name: unknown, like a wrong one
+            raise KeyError(name)
+        return self._by_name[name]
 
     def operation(self) -> AbstractContextManager[None]:
         """Join the request's transaction, or open one when called on its own."""
