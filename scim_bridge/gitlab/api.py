@@ -37,13 +37,7 @@ class UsersApi(Protocol):
     def admins(self) -> list[GitLabUser]: ...
 
     def create(
-        self,
-        *,
-        username: str,
-        email: str,
-        name: str,
-        provider: str | None,
-        extern_uid: str | None,
+        self, *, username: str, email: str, name: str, provider: str | None, extern_uid: str | None
     ) -> GitLabUser: ...
 
     def update(

@@ -62,13 +62,7 @@ class PlannedUserManager:
         return []
 
     def create(
-        self,
-        *,
-        username: str,
-        email: str,
-        name: str,
-        provider: str | None,
-        extern_uid: str | None,
+        self, *, username: str, email: str, name: str, provider: str | None, extern_uid: str | None
     ) -> GitLabUser:
         self._p.plan(
             endpoints.create_user(

@@ -61,13 +61,7 @@ class UserManager:
     # -- writes ----------------------------------------------------------------------------
 
     def create(
-        self,
-        *,
-        username: str,
-        email: str,
-        name: str,
-        provider: str | None,
-        extern_uid: str | None,
+        self, *, username: str, email: str, name: str, provider: str | None, extern_uid: str | None
     ) -> GitLabUser:
         """`POST /users` for an SSO account: random password, confirmed, no mail, not admin.
 
