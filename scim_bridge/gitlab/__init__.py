@@ -3,6 +3,7 @@
 Knows GitLab's REST API, its error shapes and rate limits; knows nothing of SCIM.
 """
 
+from scim_bridge.gitlab.api import GitLabApi
 from scim_bridge.gitlab.client import GitLab
 from scim_bridge.gitlab.errors import AuthenticationError
 from scim_bridge.gitlab.errors import ConflictError
@@ -17,6 +18,7 @@ from scim_bridge.gitlab.types import GitLabGroup
 from scim_bridge.gitlab.types import GitLabUser
 from scim_bridge.gitlab.types import Identity
 from scim_bridge.gitlab.types import Member
+from scim_bridge.gitlab.types import Moderation
 
 __all__ = [
     "AuthenticationError",
@@ -24,12 +26,14 @@ __all__ = [
     "ConflictError",
     "ForbiddenError",
     "GitLab",
+    "GitLabApi",
     "GitLabError",
     "GitLabGroup",
     "GitLabUser",
     "Identity",
     "InvalidError",
     "Member",
+    "Moderation",
     "NotFoundError",
     "PlannedGitLab",
     "TransientError",

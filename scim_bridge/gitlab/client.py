@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from scim_bridge.gitlab import endpoints
+from scim_bridge.gitlab.api import GitLabApi
 from scim_bridge.gitlab.groups import GroupManager
 from scim_bridge.gitlab.members import MemberManager
 from scim_bridge.gitlab.transport import OnCall
@@ -41,17 +43,15 @@ class GitLab:
 
     def metadata(self) -> dict[str, Any]:
         """`GET /metadata`: `version`, `revision`, `enterprise` (EE codebase) (gitlab.md §6)."""
-        return as_dict(self._transport.call(lambda gl: gl.http_get("/metadata")))
+        return as_dict(self._transport.send(endpoints.metadata()))
 
     def current_user(self) -> GitLabUser:
         """`GET /user`: the token's user (`is_admin` is only present for admins)."""
-        data = self._transport.call(lambda gl: gl.http_get("/user"))
-        return GitLabUser.from_api(as_dict(data))
+        return GitLabUser.from_api(as_dict(self._transport.send(endpoints.current_user())))
 
     def token_info(self) -> dict[str, Any]:
         """`GET /personal_access_tokens/self`: `scopes`, `active`, `expires_at`, `user_id`."""
-        data = self._transport.call(lambda gl: gl.http_get("/personal_access_tokens/self"))
-        return as_dict(data)
+        return as_dict(self._transport.send(endpoints.token_info()))
 
     def close(self) -> None:
         """Close the calling thread's HTTP session."""
@@ -59,3 +59,7 @@ class GitLab:
 
     def __repr__(self) -> str:
         return f"GitLab({self.url!r})"
+
+
+# mypy proves the client offers everything provisioning calls (`GitLabApi`).
+_: type[GitLabApi] = GitLab

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import gitlab
 import requests
 
+from scim_bridge.gitlab.endpoints import Request
 from scim_bridge.gitlab.errors import GitLabError
 from scim_bridge.gitlab.translate import TRANSLATED
 from scim_bridge.gitlab.translate import translate
@@ -56,7 +57,7 @@ class _RecordingSession(requests.Session):
         self.last_response = None
         started = time.perf_counter()
         try:
-            response = super().request(method, url, *args, **kwargs)
+            response = super().request(verb, url, *args, **kwargs)
         except (requests.Timeout, requests.ConnectionError) as exc:
             outcome = "timeout" if isinstance(exc, requests.Timeout) else "connection-error"
             target = requests.Request(verb, url, params=kwargs.get("params")).prepare().url
@@ -88,6 +89,16 @@ class Transport:
         except TRANSLATED as exc:
             session: _RecordingSession = self._local.session
             raise translate(exc, session.last_response) from exc
+
+    def send(self, request: Request) -> Any:
+        """Make one call: its parsed JSON answer (a `requests.Response` for a DELETE)."""
+        return self.call(lambda gl: _http(gl, request))
+
+    def rows(self, request: Request, *, get_all: bool) -> list[dict[str, Any]]:
+        """A list call: all pages (`get_all`) or only the first."""
+        return self.call(
+            lambda gl: list_rows(gl, request.path, dict(request.query), get_all=get_all)
+        )
 
     def client(self) -> gitlab.Gitlab:
         client = getattr(self._local, "client", None)
@@ -149,6 +160,17 @@ def as_dict(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise GitLabError(f"unexpected answer from GitLab: {type(data).__name__}")
     return data
+
+
+def _http(gl: gitlab.Gitlab, request: Request) -> Any:
+    query = dict(request.query)
+    if request.method == "GET":
+        return gl.http_get(request.path, query_data=query)
+    if request.method == "POST":
+        return gl.http_post(request.path, query_data=query, post_data=request.body)
+    if request.method == "PUT":
+        return gl.http_put(request.path, query_data=query, post_data=request.body)
+    return gl.http_delete(request.path, query_data=query)
 
 
 def list_rows(

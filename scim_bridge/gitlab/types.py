@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,7 @@ class CallRecord:
     outcome: str  # "ok" | "error:<status>" | "timeout" | "connection-error" | "planned"
     duration_ms: float
     planned: bool
+
+
+#: The moderation actions of `POST /users/:id/<action>` (gitlab.md §1.5).
+Moderation = Literal["block", "unblock", "deactivate", "activate", "ban", "unban"]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from scim_bridge.gitlab import endpoints
+from scim_bridge.gitlab.endpoints import Request
 from scim_bridge.gitlab.errors import ConflictError
 from scim_bridge.gitlab.errors import InvalidError
 from scim_bridge.gitlab.transport import Transport
 from scim_bridge.gitlab.transport import as_dict
-from scim_bridge.gitlab.transport import list_rows
 from scim_bridge.gitlab.types import GitLabUser
+from scim_bridge.gitlab.types import Moderation
 
 
 class UserManager:
@@ -22,16 +22,15 @@ class UserManager:
 
     def get(self, user_id: int) -> GitLabUser:
         """`GET /users/:id`; 404 → NotFoundError."""
-        data = self._t.call(lambda gl: gl.http_get(f"/users/{int(user_id)}"))
-        return GitLabUser.from_api(as_dict(data))
+        return self._user(endpoints.get_user(user_id))
 
     def find_by_identity(self, provider: str, extern_uid: str) -> GitLabUser | None:
         """`GET /users?extern_uid=&provider=` (admin only; gitlab.md §1.1)."""
-        return self._first({"extern_uid": extern_uid, "provider": provider})
+        return self._first(endpoints.users_by_identity(provider, extern_uid))
 
     def find_by_username(self, username: str) -> GitLabUser | None:
         """`GET /users?username=`: exact, case-insensitive."""
-        return self._first({"username": username})
+        return self._first(endpoints.users_by_username(username))
 
     def find_by_email(self, email: str) -> GitLabUser | None:
         """The user whose *primary* email is `email` (case-insensitive), if any.
@@ -40,7 +39,7 @@ class UserManager:
         answer is filtered here.
         """
         wanted = email.lower()
-        rows = self._list({"search": email})
+        rows = self._t.rows(endpoints.users_matching(email), get_all=True)
         return next(
             (GitLabUser.from_api(r) for r in rows if str(r.get("email", "")).lower() == wanted),
             None,
@@ -52,43 +51,27 @@ class UserManager:
         `humans` leaves out bots, service accounts and internal users such as the ghost user or
         the support bot, which GitLab does not mark with `bot` (gitlab.md §1.8).
         """
-        return self._first({"username": username, "humans": "true"}) is not None
+        return self._first(endpoints.humans_by_username(username)) is not None
 
     def admins(self) -> list[GitLabUser]:
         """Every administrator: `GET /users?admins=true` (all pages)."""
-        return [GitLabUser.from_api(row) for row in self._list({"admins": "true"})]
+        rows = self._t.rows(endpoints.admins(), get_all=True)
+        return [GitLabUser.from_api(row) for row in rows]
 
     # -- writes ----------------------------------------------------------------------------
 
     def create(
-        self,
-        *,
-        username: str,
-        email: str,
-        name: str,
-        provider: str | None,
-        extern_uid: str | None,
+        self, *, username: str, email: str, name: str, provider: str | None, extern_uid: str | None
     ) -> GitLabUser:
         """`POST /users` for an SSO account: random password, confirmed, no mail, not admin.
 
         409 "Email has already been taken" is checked before the username one (gitlab.md §1.2).
         """
-        if (provider is None) != (extern_uid is None):
-            raise ValueError("provider and extern_uid go together")
-        body: dict[str, Any] = {
-            "username": username,
-            "email": email,
-            "name": name,
-            "force_random_password": True,
-            "reset_password": False,
-            "skip_confirmation": True,
-            "admin": False,
-            "can_create_group": False,
-        }
-        if provider is not None:
-            body.update(provider=provider, extern_uid=extern_uid)
-        data = self._t.call(lambda gl: gl.http_post("/users", post_data=body))
-        return GitLabUser.from_api(as_dict(data))
+        return self._user(
+            endpoints.create_user(
+                username=username, email=email, name=name, provider=provider, extern_uid=extern_uid
+            )
+        )
 
     def update(
         self, user_id: int, *, name: str | None = None, username: str | None = None
@@ -97,7 +80,7 @@ class UserManager:
         changes = {k: v for k, v in (("name", name), ("username", username)) if v is not None}
         if not changes:
             return self.get(user_id)
-        return self._put(user_id, changes)
+        return self._user(endpoints.edit_user(user_id, changes))
 
     def set_identity(self, user_id: int, provider: str, extern_uid: str) -> None:
         """`PUT /users/:id {provider, extern_uid}`: GitLab finds or creates by provider.
@@ -106,7 +89,7 @@ class UserManager:
         linked to another account fails Identity's uniqueness check), so the answer is read
         back: ConflictError (status None) when the identity did not take.
         """
-        user = self._put(user_id, {"provider": provider, "extern_uid": extern_uid})
+        user = self._user(endpoints.set_identity(user_id, provider, extern_uid))
         identity = user.identity(provider)
         if identity is None or identity.extern_uid.lower() != extern_uid.lower():
             raise ConflictError(
@@ -123,54 +106,49 @@ class UserManager:
         expected when the user already has that address; the PUT then decides (409 if the
         address belongs to someone else).
         """
-        body = {"email": email, "skip_confirmation": True}
         try:
-            self._t.call(lambda gl: gl.http_post(f"/users/{int(user_id)}/emails", post_data=body))
+            self._t.send(endpoints.add_email(user_id, email))
         except InvalidError as error:
             if not any("taken" in m for m in error.errors.get("email", [])):
                 raise
-        self._put(user_id, {"email": email, "skip_reconfirmation": True})
+        self._user(endpoints.make_primary_email(user_id, email))
 
     # -- moderation (gitlab.md §1.5) ----------------------------------------------------------
 
+    def moderate(self, user_id: int, action: Moderation) -> None:
+        """`POST /users/:id/<action>`; `block` and the others below say what each answers."""
+        self._t.send(endpoints.moderate_user(user_id, action))
+
     def block(self, user_id: int) -> None:
         """Already blocked answers 201 `null`: success."""
-        self._moderate(user_id, "block")
+        self.moderate(user_id, "block")
 
     def unblock(self, user_id: int) -> None:
         """An active user answers 201 `false`: success (nothing to undo)."""
-        self._moderate(user_id, "unblock")
+        self.moderate(user_id, "unblock")
 
     def deactivate(self, user_id: int) -> None:
         """403 for anyone active in the last 90 days (ForbiddenError); prefer `block`."""
-        self._moderate(user_id, "deactivate")
+        self.moderate(user_id, "deactivate")
 
     def activate(self, user_id: int) -> None:
-        self._moderate(user_id, "activate")
+        self.moderate(user_id, "activate")
 
     def ban(self, user_id: int) -> None:
-        self._moderate(user_id, "ban")
+        self.moderate(user_id, "ban")
 
     def unban(self, user_id: int) -> None:
-        self._moderate(user_id, "unban")
+        self.moderate(user_id, "unban")
 
     def delete(self, user_id: int, *, hard: bool = False) -> None:
         """`DELETE /users/:id`; 409 for a sole group owner unless `hard` (gitlab.md §1.6)."""
-        query = {"hard_delete": "true"} if hard else {}
-        self._t.call(lambda gl: gl.http_delete(f"/users/{int(user_id)}", query_data=query))
+        self._t.send(endpoints.delete_user(user_id, hard=hard))
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _moderate(self, user_id: int, action: str) -> None:
-        self._t.call(lambda gl: gl.http_post(f"/users/{int(user_id)}/{action}"))
+    def _user(self, request: Request) -> GitLabUser:
+        return GitLabUser.from_api(as_dict(self._t.send(request)))
 
-    def _put(self, user_id: int, body: dict[str, Any]) -> GitLabUser:
-        data = self._t.call(lambda gl: gl.http_put(f"/users/{int(user_id)}", post_data=body))
-        return GitLabUser.from_api(as_dict(data))
-
-    def _first(self, query: dict[str, str]) -> GitLabUser | None:
-        rows = self._t.call(lambda gl: list_rows(gl, "/users", query, get_all=False))
+    def _first(self, request: Request) -> GitLabUser | None:
+        rows = self._t.rows(request, get_all=False)
         return GitLabUser.from_api(rows[0]) if rows else None
-
-    def _list(self, query: dict[str, str]) -> list[dict[str, Any]]:
-        return self._t.call(lambda gl: list_rows(gl, "/users", query, get_all=True))

@@ -18,6 +18,7 @@ from sqlalchemy import union
 from sqlalchemy import update
 
 from scim_bridge.gitlab.access import access_level_name
+from scim_bridge.gitlab.api import GitLabApi
 from scim_bridge.gitlab.errors import NotFoundError
 from scim_bridge.gitlab.types import GitLabUser
 from scim_bridge.provisioning.access_plan import NO_ACCESS
@@ -61,7 +62,7 @@ class DriftFinder:
     def __init__(
         self,
         db: Database,
-        gitlab: Any,
+        gitlab: GitLabApi,
         links: LinkStore,
         users: UsersSettings,
         protector: Protector,

@@ -35,6 +35,7 @@ from sqlalchemy import select
 from scim_bridge import clock
 from scim_bridge.gitlab.access import LEVEL_NAMES
 from scim_bridge.gitlab.access import access_level_name
+from scim_bridge.gitlab.api import GitLabApi
 from scim_bridge.gitlab.errors import InvalidError
 from scim_bridge.gitlab.members import chunks as member_chunks
 from scim_bridge.gitlab.types import GitLabGroup
@@ -137,7 +138,7 @@ class ScimGroupReconciler:
         db: Database,
         documents: Callable[[str], dict[str, Any] | None],
         settings: GroupsSettings,
-        gitlab: Any,
+        gitlab: GitLabApi,
         audit: Audit,
     ) -> None:
         self.db = db
@@ -252,7 +253,7 @@ class ScimGroupReconciler:
 class GroupCreator:
     """Creates the GitLab groups the bridge owns (``unmapped = "create"``) under ``parent``."""
 
-    def __init__(self, gitlab: Any, parent: str, audit: Audit) -> None:
+    def __init__(self, gitlab: GitLabApi, parent: str, audit: Audit) -> None:
         self.gitlab = gitlab
         self.parent = parent
         self.audit = audit
@@ -384,7 +385,7 @@ class GitLabGroupReconciler:
     def __init__(
         self,
         db: Database,
-        gitlab: Any,
+        gitlab: GitLabApi,
         creator: GroupCreator,
         audit: Audit,
         *,

@@ -9,8 +9,8 @@ memberships, and never lets the bridge write its username, email, identity or st
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from scim_bridge.gitlab.api import GitLabApi
 from scim_bridge.gitlab.types import GitLabUser
 from scim_bridge.provisioning.protection import Protector
 from scim_bridge.store import audit
@@ -42,7 +42,9 @@ class LinkRow:
 
 
 class OperatorLinks:
-    def __init__(self, db: Database, gitlab: Any, links: LinkStore, protector: Protector) -> None:
+    def __init__(
+        self, db: Database, gitlab: GitLabApi, links: LinkStore, protector: Protector
+    ) -> None:
         self.db = db
         self.gitlab = gitlab
         self.links = links

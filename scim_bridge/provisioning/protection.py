@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import timedelta
-from typing import Any
 
 from scim_bridge import clock
+from scim_bridge.gitlab.api import GitLabApi
 from scim_bridge.gitlab.errors import NotFoundError
 from scim_bridge.gitlab.types import GitLabUser
 from scim_bridge.provisioning.ownership import Protection
@@ -42,7 +42,7 @@ class Resolution:
     missing: list[str] = field(default_factory=list)
 
 
-def resolve(gitlab: Any, names: tuple[str, ...], known: list[ProtectedAccount]) -> Resolution:
+def resolve(gitlab: GitLabApi, names: tuple[str, ...], known: list[ProtectedAccount]) -> Resolution:
     """Ask GitLab (reads only). A name resolved before keeps its account while that still exists."""
     accounts = [
         ProtectedAccount(admin.id, ADMIN, admin.username) for admin in gitlab.users.admins()
@@ -60,7 +60,7 @@ def resolve(gitlab: Any, names: tuple[str, ...], known: list[ProtectedAccount]) 
     return Resolution(accounts, missing)
 
 
-def _known_account(gitlab: Any, user_id: int | None) -> GitLabUser | None:
+def _known_account(gitlab: GitLabApi, user_id: int | None) -> GitLabUser | None:
     if user_id is None:
         return None
     try:
@@ -75,7 +75,7 @@ class Protector:
 
     def __init__(
         self,
-        gitlab: Any,
+        gitlab: GitLabApi,
         store: ProtectedAccounts,
         names: tuple[str, ...],
         *,

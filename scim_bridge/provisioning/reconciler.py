@@ -27,6 +27,7 @@ from typing import Any
 from typing import Literal
 
 from scim_bridge import clock
+from scim_bridge.gitlab.api import GitLabApi
 from scim_bridge.gitlab.errors import AuthenticationError
 from scim_bridge.gitlab.errors import ConflictError
 from scim_bridge.gitlab.errors import ForbiddenError
@@ -34,6 +35,7 @@ from scim_bridge.gitlab.errors import InvalidError
 from scim_bridge.gitlab.errors import NotFoundError
 from scim_bridge.gitlab.errors import TransientError
 from scim_bridge.gitlab.types import GitLabUser
+from scim_bridge.gitlab.types import Moderation
 from scim_bridge.provisioning.accounts import DesiredAccount
 from scim_bridge.provisioning.accounts import desired_account
 from scim_bridge.provisioning.ownership import ADMIN_REASON
@@ -60,8 +62,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BLOCKING = {"block": "block", "deactivate": "deactivate", "ban": "ban"}
-UNDO = {"blocked": "unblock", "deactivated": "activate", "banned": "unban"}
+BLOCKING: dict[str, Moderation] = {"block": "block", "deactivate": "deactivate", "ban": "ban"}
+UNDO: dict[str, Moderation] = {"blocked": "unblock", "deactivated": "activate", "banned": "unban"}
 # How far GitLab's clock may lag the bridge's when telling the bridge's own create (see
 # ``UserReconciler._created_by_bridge``).
 CLOCK_SKEW = timedelta(minutes=5)
@@ -135,7 +137,7 @@ class UserReconciler:
 
     def __init__(
         self,
-        gitlab: Any,
+        gitlab: GitLabApi,
         documents: Callable[[str], dict[str, Any] | None],
         links: LinkStore,
         users: UsersSettings,
@@ -509,7 +511,7 @@ class UserReconciler:
             return link.with_(gitlab_username=updated.username, source_user_name=desired.user_name)
         raise Rejected("conflict", f"no free GitLab username for {desired.user_name!r}")
 
-    def _state_action(self, desired: DesiredAccount, account: GitLabUser) -> str | None:
+    def _state_action(self, desired: DesiredAccount, account: GitLabUser) -> Moderation | None:
         """The moderation that brings the account to the desired state, if any."""
         if desired.active and account.state in UNDO:
             return UNDO[account.state]
@@ -525,9 +527,9 @@ class UserReconciler:
             deadline.check()
             self._moderate(account, action, outcome)
 
-    def _moderate(self, account: GitLabUser, action: str, outcome: Outcome) -> None:
+    def _moderate(self, account: GitLabUser, action: Moderation, outcome: Outcome) -> None:
         try:
-            getattr(self.gitlab.users, action)(account.id)
+            self.gitlab.users.moderate(account.id, action)
             outcome.actions.append(f"{action} {account.username}")
         except ForbiddenError as error:
             if action in {"deactivate", "ban"}:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 import requests
 
 from scim_bridge.gitlab.client import GitLab
+from scim_bridge.gitlab.errors import GitLabError
 from scim_bridge.gitlab.errors import NotFoundError
 from scim_bridge.gitlab.groups import GroupManager
 from scim_bridge.gitlab.members import MemberManager
@@ -134,3 +136,40 @@ def test_planned_records_match_the_real_calls(double: GitLabDouble) -> None:
         action()
     assert [(r.method, r.path) for r in planned] == [(r.method, r.path) for r in real]
     assert all(r.outcome == "ok" for r in real)
+
+
+MODERATIONS = ("block", "unblock", "deactivate", "activate", "ban", "unban")
+
+
+def other_calls(gl: Any, user: int, other: int, group: int) -> list[Callable[[], Any]]:
+    """The calls `writes` leaves out, refused or not (a refusal still names its call)."""
+    return [
+        *(lambda a=action: gl.users.moderate(user, a) for action in MODERATIONS),
+        lambda: gl.users.deactivate(user),
+        lambda: gl.users.activate(user),
+        lambda: gl.users.ban(user),
+        lambda: gl.users.unban(user),
+        lambda: gl.users.set_identity(user, PROVIDER, "oid-x"),
+        lambda: gl.users.update(user, username="renamed"),
+        lambda: gl.groups.create(name="Dev", path="dev", parent_id=group),
+        lambda: gl.groups.create(name="Top", path="top", parent_id=None, visibility="internal"),
+        lambda: gl.members.add_many(group, [user], 30),
+        lambda: gl.members.add_many(group, [user, other, user], 40),
+    ]
+
+
+def test_every_other_planned_call_names_the_real_one(double: GitLabDouble) -> None:
+    user = double.add_user("existing", "e@example.com")["id"]
+    other = double.add_user("other", "o@example.com")["id"]
+    group = double.add_group("acme")["id"]
+    real: list[CallRecord] = []
+    live = GitLab(double.url, double.admin_token, on_call=real.append)
+    for action in other_calls(live, user, other, group):
+        with contextlib.suppress(GitLabError):
+            action()
+    planned: list[CallRecord] = []
+    dry = PlannedGitLab(on_call=planned.append)
+    for action in other_calls(dry, user, other, group):
+        action()
+    assert [(r.method, r.path) for r in planned] == [(r.method, r.path) for r in real]
+    assert len(planned) == 16

@@ -159,6 +159,15 @@ def test_moderation_is_idempotent_where_gitlab_is(client: GitLab, double: GitLab
     assert double.user(user)["state"] == "active"
 
 
+def test_moderate_takes_the_action_by_name(client: GitLab, double: GitLabDouble) -> None:
+    """What the reconciler calls with a state's action: the same request as the named method."""
+    user = double.add_user("u", "u@example.com")["id"]
+    client.users.moderate(user, "ban")
+    assert double.user(user)["state"] == "banned"
+    client.users.moderate(user, "unban")
+    assert double.user(user)["state"] == "active"
+
+
 def test_moderation_refusals_are_forbidden_errors(client: GitLab, double: GitLabDouble) -> None:
     recent = double.add_user("recent", "r@example.com", last_activity_on=dt.date.today())["id"]
     with pytest.raises(ForbiddenError) as info:
