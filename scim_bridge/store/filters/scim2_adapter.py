@@ -25,8 +25,8 @@ try:
     from scim2_models.path.resolution import _validate_value_selection
 except ImportError as error:  # pragma: no cover - only when scim2-models changes under us
     raise ImportError(
-        f"scim2-models {version('scim2-models')} no longer has {error.name or error}: "
-        "scim_bridge/store/filters/scim2_adapter.py must be adapted to it"
+        f"scim2-models {version('scim2-models')} changed under the SQL translation ({error}): "
+        "adapt scim_bridge/store/filters/scim2_adapter.py"
     ) from error
 
 
