@@ -40,6 +40,7 @@ from scim_bridge.store.filters.translation import NUMBER
 from scim_bridge.store.filters.translation import STRING
 from scim_bridge.store.filters.translation import FilterSql
 from scim_bridge.store.filters.translation import ItemSql
+from scim_bridge.store.filters.translation import LogicSql
 from scim_bridge.store.filters.translation import filter_condition
 from scim_bridge.store.filters.translation import json_key
 from scim_bridge.store.filters.translation import kind_of
@@ -80,6 +81,7 @@ __all__ = [
     "Instant",
     "ItemSql",
     "KeyColumn",
+    "LogicSql",
     "MemberRows",
     "MetaColumns",
     "Nothing",

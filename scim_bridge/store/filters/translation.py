@@ -110,7 +110,18 @@ def _field_type(binding: AttributeBinding) -> Any:
     return binding.sub_field_type if binding.sub_field_name else binding.field_type
 
 
-class FilterSql(FilterVisitor[Condition]):
+class LogicSql(FilterVisitor[Condition]):
+    """``not``, ``and`` and ``or``: the same SQL over a resource and over one plain list entry."""
+
+    def visit_not(self, node: Not) -> Condition:
+        return not_(self.visit(node.expr))
+
+    def visit_logical_expr(self, node: LogicalExpr) -> Condition:
+        terms = [self.visit(term) for term in node.terms]
+        return and_(*terms) if node.op == LogicalOperator.and_ else or_(*terms)
+
+
+class FilterSql(LogicSql):
     """A bound filter tree to one SQL condition over a resource (or one element of a list).
 
     :param model: the model the filter's names are resolved against: the resource type, or the
@@ -301,14 +312,7 @@ class FilterSql(FilterVisitor[Condition]):
                 parts.append(self.present(part, part_type))
         return or_(false(), *parts)
 
-    # -- Logic and value paths ------------------------------------------------------------
-
-    def visit_not(self, node: Not) -> Condition:
-        return not_(self.visit(node.expr))
-
-    def visit_logical_expr(self, node: LogicalExpr) -> Condition:
-        terms = [self.visit(term) for term in node.terms]
-        return and_(*terms) if node.op == LogicalOperator.and_ else or_(*terms)
+    # -- Value paths ----------------------------------------------------------------------
 
     def visit_value_path(self, node: ValuePath) -> Condition:
         """``emails[type eq "work"]``: one element satisfies the inner filter."""
@@ -329,7 +333,7 @@ class FilterSql(FilterVisitor[Condition]):
         return elements.exists(inner.visit(node.val_filter))
 
 
-class ItemSql(FilterVisitor[Condition]):
+class ItemSql(LogicSql):
     """The inner filter of a value path over a list of plain values (``schemas[value eq "x"]``).
 
     As in scim2-models, ``value`` names the entry itself, compared without coercion; any other
@@ -355,13 +359,6 @@ class ItemSql(FilterVisitor[Condition]):
         if not self._is_self(node.attr_path):
             return false()
         return self.outer.present(self.item, self.binding.field_type)
-
-    def visit_not(self, node: Not) -> Condition:
-        return not_(self.visit(node.expr))
-
-    def visit_logical_expr(self, node: LogicalExpr) -> Condition:
-        terms = [self.visit(term) for term in node.terms]
-        return and_(*terms) if node.op == LogicalOperator.and_ else or_(*terms)
 
     def visit_value_path(self, node: ValuePath) -> Condition:
         return false()  # a value path nested in another (the errata forbid it)

@@ -191,10 +191,31 @@ class RelatedRows(Value):
     The resource has the attribute when at least one joined row exists (never an empty list);
     its elements are the rows, ordered as GET returns them. Subclasses say which rows and what
     each element's sub-attributes are.
+
+    :param owners: the table of the resources that have the attribute.
+    :param members: ``group_members``, which ties the two.
+    :param related: the table of the resources the elements name.
     """
+
+    def __init__(self, owners: Table, members: Table, related: Table) -> None:
+        self.owners = owners
+        self.members = members
+        self.related = related
+
+    # The columns of ``group_members`` that name the owner and the related resource.
+    owner_key: str
+    related_key: str
 
     def _rows(self) -> tuple[FromClause, Condition, Any, Value]:
         """The joined source, the condition tying it to the resource, the order, one element."""
+        rows = self.members.alias()
+        related = self.related.alias()
+        source = rows.join(related, related.c.id == rows.c[self.related_key])
+        order, element = self._element(rows, related)
+        return source, rows.c[self.owner_key] == self.owners.c.id, order, element
+
+    def _element(self, rows: FromClause, related: FromClause) -> tuple[Any, RelatedRow]:
+        """The order of the elements and one element, from a joined row."""
         raise NotImplementedError
 
     def absent(self) -> Condition:
@@ -217,6 +238,20 @@ class RelatedRow(Value):
     def __init__(self, fields: dict[str, Value]) -> None:
         self.fields = fields
 
+    @classmethod
+    def entry(
+        cls, value: ColumnElement[Any], display: ColumnElement[Any], kind: str, attribute: str
+    ) -> RelatedRow:
+        """An entry as GET writes it: an id, the display name unless empty, a type, a ``$ref``."""
+        return cls(
+            {
+                "value": Column(value),
+                "display": Column(func.nullif(display, "")),
+                "type": Constant(kind),
+                "$ref": Derived(f"{attribute}.$ref"),
+            }
+        )
+
     def absent(self) -> Condition:
         return false()
 
@@ -227,59 +262,35 @@ class RelatedRow(Value):
 class MemberRows(RelatedRows):
     """A group's ``members``: rows of ``group_members``, ordered by member id as GET returns them.
 
-    This mirrors ``GroupStore._members``: members are the rows whose User exists (joined with
-    ``users``); each has its id as ``value``, its display name if not empty, ``type`` "User", and
-    a ``$ref`` the service completes with its base URL (so ``$ref`` is present, but not compared
-    in SQL).
+    Built as ``MemberRows(groups, group_members, users)``. This mirrors ``GroupStore._members``:
+    members are the rows whose User exists (joined with ``users``); each has its id as ``value``,
+    its display name if not empty, ``type`` "User", and a ``$ref`` the service completes with its
+    base URL (so ``$ref`` is present, but not compared in SQL).
     """
 
-    def __init__(self, groups: Table, members: Table, users: Table) -> None:
-        self.groups = groups
-        self.members = members
-        self.users = users
+    owner_key, related_key = "group_id", "member_id"
 
-    def _rows(self) -> tuple[FromClause, Condition, Any, Value]:
-        rows = self.members.alias()
-        people = self.users.alias()
-        source = rows.join(people, people.c.id == rows.c.member_id)
-        element = RelatedRow(
-            {
-                "value": Column(rows.c.member_id),
-                "display": Column(func.nullif(rows.c.display, "")),
-                "type": Constant("User"),
-                "$ref": Derived("members.$ref"),
-            }
-        )
-        return source, rows.c.group_id == self.groups.c.id, rows.c.member_id, element
+    def _element(self, rows: FromClause, related: FromClause) -> tuple[Any, RelatedRow]:
+        # The member's id and display name as group_members holds them (in its primary key).
+        element = RelatedRow.entry(rows.c.member_id, rows.c.display, "User", "members")
+        return rows.c.member_id, element
 
 
 class GroupRows(RelatedRows):
     """A user's ``groups`` (RFC 7643 §4.1.2): the groups whose ``group_members`` rows name it.
 
-    This mirrors ``UserStore._groups``: each entry has the group's id as ``value`` (in id order,
-    as GET returns them), its displayName as ``display``, ``type`` "direct" (groups are not
-    nested), and a ``$ref`` the service completes with its base URL (present, but not compared
-    in SQL).
+    Built as ``GroupRows(users, group_members, groups)``. This mirrors ``UserStore._groups``: each
+    entry has the group's id as ``value`` (in id order, as GET returns them), its displayName as
+    ``display``, ``type`` "direct" (groups are not nested), and a ``$ref`` the service completes
+    with its base URL (present, but not compared in SQL).
     """
 
-    def __init__(self, users: Table, members: Table, groups: Table) -> None:
-        self.users = users
-        self.members = members
-        self.groups = groups
+    owner_key, related_key = "member_id", "group_id"
 
-    def _rows(self) -> tuple[FromClause, Condition, Any, Value]:
-        rows = self.members.alias()
-        found = self.groups.alias()
-        source = rows.join(found, found.c.id == rows.c.group_id)
-        element = RelatedRow(
-            {
-                "value": Column(found.c.id),
-                "display": Column(func.nullif(found.c.display_name, "")),
-                "type": Constant("direct"),
-                "$ref": Derived("groups.$ref"),
-            }
+    def _element(self, rows: FromClause, related: FromClause) -> tuple[Any, RelatedRow]:
+        return related.c.id, RelatedRow.entry(
+            related.c.id, related.c.display_name, "direct", "groups"
         )
-        return source, rows.c.member_id == self.users.c.id, found.c.id, element
 
 
 class Derived(Value):
