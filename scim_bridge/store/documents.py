@@ -22,7 +22,6 @@ from scim2_models import ScimPolicy
 from scim2_models import SearchRequest
 from scim2_models import UniquenessException
 from scim2_models.path import AttrPath
-from scim2_models.path.resolution import _resolve_filter_path
 from scim2_server.storage import ScimStorage
 from sqlalchemy import Table
 from sqlalchemy import delete
@@ -49,6 +48,7 @@ from scim_bridge.store.filters import dialect_of
 from scim_bridge.store.filters import filter_condition
 from scim_bridge.store.filters import fold
 from scim_bridge.store.filters import sort_clauses
+from scim_bridge.store.filters.scim2_adapter import bind_path
 
 
 def folded(value: str) -> str:
@@ -159,7 +159,7 @@ class DocumentStore(ScimStorage):
 
     def filter_columns(self) -> dict[str, Value]:
         """The attributes read from columns rather than the document, by Python field name."""
-        unique = _resolve_filter_path(self.model, AttrPath(self.unique_attribute))
+        unique = bind_path(self.model, AttrPath(self.unique_attribute), strict=True)
         assert unique is not None
         return {
             "id": Identifier(self.table.c.id),
