@@ -134,7 +134,7 @@ def _configure_sqlite(engine: Engine, path: Path | None) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
-        # Case folding as scim2-models does it, for filters and sorting (store/filters.py).
+        # Case folding as scim2-models does it, for filters and sorting (store/filters/).
         for name, function in SQLITE_FUNCTIONS.items():
             dbapi_connection.create_function(name, 1, function, deterministic=True)
 

@@ -1,4 +1,4 @@
-"""Filters and sort orders translated to SQL (store/filters.py): the cases that are easy to get wrong.
+"""Filters and sort orders translated to SQL (store/filters/): the cases that are easy to get wrong.
 
 Each case runs on SQLite and, when configured, on PostgreSQL; ``ScimFilter.match`` is asked too,
 so an expectation written here cannot drift from scim2-models' reading.
