@@ -31,10 +31,6 @@ def tokens_create(name: str, expires_in_days: int | None) -> None:
 @friendly
 def tokens_list() -> None:
     """List tokens (never their secrets)."""
-    rows = open_bridge().tokens.list()
-    if not rows:
-        click.echo("no tokens")
-        return
     print_table(
         ["NAME", "STATUS", "CREATED", "EXPIRES", "LAST USED"],
         [
@@ -45,9 +41,10 @@ def tokens_list() -> None:
                 when(row.expires_at),
                 when(row.last_used_at),
             ]
-            for row in rows
+            for row in open_bridge().tokens.list()
         ],
         widths=[24, 8, 20, 20],
+        empty="no tokens",
     )
 
 
@@ -121,12 +118,8 @@ def clients_revoke(name: str) -> None:
 @friendly
 def clients_list() -> None:
     """List clients and their secrets (never the secrets themselves)."""
-    rows = open_bridge().clients.list()
-    if not rows:
-        click.echo("no clients")
-        return
     lines: list[list[str] | Note] = []
-    for client in rows:
+    for client in open_bridge().clients.list():
         lines.append([client.name, client.client_id, client.status])
         lines.extend(
             Note(
@@ -136,4 +129,6 @@ def clients_list() -> None:
             )
             for secret in client.secrets
         )
-    print_table(["NAME", "CLIENT ID", "STATUS", "SECRETS"], lines, widths=[24, 30, 8])
+    print_table(
+        ["NAME", "CLIENT ID", "STATUS", "SECRETS"], lines, widths=[24, 30, 8], empty="no clients"
+    )

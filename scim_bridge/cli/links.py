@@ -79,10 +79,6 @@ def users_unlink(scim_user_name: str) -> None:
 @friendly
 def users_list() -> None:
     """Every link: the SCIM user, the GitLab account, how the link was made, its protection."""
-    rows = open_bridge().operator_links.rows()
-    if not rows:
-        click.echo("no links")
-        return
     print_table(
         ["SCIM USER", "GITLAB ACCOUNT", "ID", "ORIGIN", "PROTECTION", "STATE"],
         [
@@ -94,8 +90,9 @@ def users_list() -> None:
                 row.protection,
                 row.state,
             ]
-            for row in rows
+            for row in open_bridge().operator_links.rows()
         ],
+        empty="no links",
     )
 
 

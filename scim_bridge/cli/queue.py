@@ -19,9 +19,6 @@ def jobs(ctx: click.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     rows = open_bridge().queue.list()
-    if not rows:
-        click.echo("no pending or parked jobs")
-        return
     print_table(
         ["KEY", "STATE", "ATTEMPTS", "NEXT RUN", "LAST ERROR"],
         [
@@ -29,6 +26,7 @@ def jobs(ctx: click.Context) -> None:
             for job in rows
         ],
         widths=[48, 8, 8, 20],
+        empty="no pending or parked jobs",
     )
     if any(job.state == "parked" for job in rows):
         click.echo("retry parked jobs with: scim-bridge jobs retry --all (or KEY)")

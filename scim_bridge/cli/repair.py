@@ -58,12 +58,11 @@ def _find_drift(finder: DriftFinder) -> list[Drift]:
 
 
 def _print_drift(drifts: list[Drift]) -> None:
-    if not drifts:
-        click.echo("no drift: GitLab matches the store")
-        return
-    width = max(len(drift.target) for drift in drifts)  # the targets', not the header's
+    # TARGET is as wide as the widest target (not the header), as it always was.
+    width = max((len(drift.target) for drift in drifts), default=0)
     print_table(
         ["KIND", "TARGET", "DESIRED", "ACTUAL"],
         [[drift.kind, drift.target, drift.desired, drift.actual] for drift in drifts],
         widths=[10, width, 24],
+        empty="no drift: GitLab matches the store",
     )

@@ -7,7 +7,6 @@ widest cell, two spaces apart (users).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,17 +23,21 @@ class Note:
 
 def print_table(
     header: Sequence[str],
-    rows: Iterable[Sequence[str] | Note],
+    rows: Sequence[Sequence[str] | Note],
     widths: Sequence[int] | None = None,
+    *,
+    empty: str,
 ) -> None:
-    """Print ``header`` and ``rows``, in one of the two layouts the commands use.
+    """Print ``header`` and ``rows``, in one of the two layouts the commands use; ``empty`` if none.
 
     With ``widths`` (one per column but the last): each cell padded to its column's width (never
     cut), one space between columns, the last column as it is. Without: every column as wide as
     its widest cell, header included, two spaces between columns, trailing spaces trimmed.
     """
+    if not rows:
+        click.echo(empty)
+        return
     if widths is None:
-        rows = list(rows)
         cells = [header, *(row for row in rows if not isinstance(row, Note))]
         fitted = [max(len(cell) for cell in column) for column in zip(*cells, strict=False)]
         gap, trim = "  ", True
