@@ -38,6 +38,7 @@ from werkzeug.serving import make_server
 from scim_bridge import cli
 from scim_bridge import settings as settings_module
 from scim_bridge.app import create_app
+from scim_bridge.cli import serving
 from scim_bridge.settings import ServerSettings
 from scim_bridge.settings import Settings
 from scim_bridge.settings import load_settings
@@ -135,7 +136,7 @@ def test_the_image_command_starts_gunicorn_with_the_tested_configuration(
     def supervise(commands: list[list[str]], *_: object, **__: object) -> None:
         started.extend(commands)
 
-    monkeypatch.setattr(cli, "_supervise", supervise)
+    monkeypatch.setattr(serving, "_supervise", supervise)
     result = CliRunner().invoke(cli.main, image_command()[1:], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     gunicorn = next(command for command in started if "gunicorn" in command)

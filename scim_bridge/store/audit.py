@@ -1,8 +1,8 @@
 """The audit log: one row per state-changing request and per GitLab call, as a hash chain.
 
 Events are recorded in the writer's transaction, so they commit or roll back with the change. They
-are not written at once: ``record()`` buffers them on the transaction, and ``Database.transaction``
-hands them to ``append()`` as the last step before it commits. ``append()`` locks the chain head
+are not written at once: ``record()`` buffers them per transaction, and the hook this module
+registers with ``db.before_commit`` hands them to ``append()`` as the last step before the commit. ``append()`` locks the chain head
 (one row in ``audit_chain_head``), numbers the events after it (``seq``), and stores with each the
 hash of the event before it (``prev_hash``) and its own (``hash``, see ``event_hash``). Locking the
 head last keeps it held only for the commit, after every row lock the transaction takes, so the
@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection
 from sqlalchemy import func
@@ -40,6 +41,8 @@ from sqlalchemy import update
 from scim_bridge import clock
 from scim_bridge import context
 from scim_bridge.store.db import Database
+from scim_bridge.store.db import Transaction
+from scim_bridge.store.db import before_commit
 from scim_bridge.store.db import current_transaction
 from scim_bridge.store.db import insert_ignoring_duplicates
 from scim_bridge.store.schema import audit_chain_head
@@ -57,6 +60,10 @@ BATCH = 1000
 EVENT_FIELDS = ("at", "request_id", "actor", "source", "action", "target", "detail")
 EXPORT_FIELDS = ("seq", "id", *EVENT_FIELDS, "prev_hash", "hash")
 
+# The events recorded in each open transaction; ``_chain_pending`` stores them at its commit. A
+# transaction that rolls back is dropped with its events when it is garbage.
+_pending: WeakKeyDictionary[Transaction, list[dict[str, Any]]] = WeakKeyDictionary()
+
 
 # -- The format (a contract: exports are verified against it elsewhere) ------------------------
 
@@ -64,8 +71,9 @@ EXPORT_FIELDS = ("seq", "id", *EVENT_FIELDS, "prev_hash", "hash")
 def event_hash(event: Mapping[str, Any]) -> str:
     """The hash of one event: hex SHA-256 of ``canonical(event)``.
 
-    This is a format contract. Stored chains, the 0003 migration and SIEMs verifying exports all
-    depend on it: never change it; a new format needs a new chain (and a migration).
+    This is a format contract. Stored chains, the 0003 migration (which holds a frozen copy;
+    tests/store/test_frozen_migrations.py compares the two) and SIEMs verifying exports all depend
+    on it: never change it; a new format needs a new chain (and a migration).
     """
     return hashlib.sha256(canonical(event)).hexdigest()
 
@@ -131,7 +139,7 @@ def record(action: str, target: str | None = None, detail: dict[str, Any] | None
     if not tx.write:
         raise RuntimeError(f"audit event {action!r} recorded in a read-only transaction")
     ctx = context.current()
-    tx.audit_events.append(
+    _pending.setdefault(tx, []).append(
         {
             "at": clock.now(),
             "request_id": ctx.request_id,
@@ -152,11 +160,22 @@ def record_now(
         record(action, target, detail)
 
 
+@before_commit
+def _chain_pending(tx: Transaction) -> None:
+    """Chain the transaction's events after the others, as its last step before commit."""
+    pending = _pending.pop(tx, None)
+    if not pending:
+        return
+    if not tx.write:
+        raise RuntimeError("audit events were recorded in a read-only transaction")
+    append(tx.connection, pending)
+
+
 def append(connection: Connection, pending: Sequence[Mapping[str, Any]]) -> None:
     """Chain ``pending`` after the head and insert it; the caller commits right after.
 
-    ``Database.transaction`` calls this as the last step of a write transaction, so the head's lock
-    is held only until the commit.
+    ``_chain_pending`` calls this as the last step of a write transaction, so the head's lock is
+    held only until the commit.
     """
     if not pending:
         return

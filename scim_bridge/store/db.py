@@ -4,8 +4,9 @@ SQLite is the embedded default and PostgreSQL serves several instances. SQLite r
 with a busy timeout, and write transactions start with ``BEGIN IMMEDIATE`` so that two gunicorn
 workers never both read, then both try to upgrade to a write lock (which SQLite resolves by failing
 one of them with "database is locked"). On PostgreSQL, writers lock the rows they read for update.
-A write transaction's last step, just before its commit, chains the audit events recorded in it
-(store/audit.py): the chain head is the last lock it takes, so the chain follows commit order.
+A transaction's last step, just before its commit, runs the hooks other modules registered with
+``before_commit``: store/audit.py chains the audit events recorded in it there, so the chain head is
+the last lock it takes and the chain follows commit order. This module knows no hook by name.
 
 A SQLite file holds the token hashes and the audit trail: it is created mode 0600 before SQLite
 first opens it, and existing files (with their ``-wal`` and ``-shm``) are tightened to 0600.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import os
 import stat
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -57,7 +59,7 @@ class Change:
     after: dict[str, Any] | None
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: hooks keep their state per transaction
 class Transaction:
     """The unit of work of one request: a connection, and what it changed."""
 
@@ -65,13 +67,27 @@ class Transaction:
     write: bool
     changes: list[Change] = field(default_factory=list)
     job_keys: list[str] = field(default_factory=list)
-    # Audit events recorded in it, chained and inserted as its last step (store/audit.py).
-    audit_events: list[dict[str, Any]] = field(default_factory=list)
 
 
 _current: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
     "scim_bridge_transaction", default=None
 )
+
+BeforeCommit = Callable[[Transaction], None]
+_before_commit: list[BeforeCommit] = []
+
+
+def before_commit(hook: BeforeCommit) -> BeforeCommit:
+    """Run ``hook`` as the last step of every transaction, just before it commits.
+
+    Hooks run in the order they were registered, inside the transaction (an exception rolls it
+    back), and not at all when the block fails. store/audit.py registers the one that chains the
+    audit events; it takes the chain head's lock, so a hook registered after it must take none.
+    Registering the same hook twice keeps one.
+    """
+    if hook not in _before_commit:
+        _before_commit.append(hook)
+    return hook
 
 
 def display_url(url: str) -> str:
@@ -169,8 +185,8 @@ class Database:
         """Open a transaction, or join the one already open in this context.
 
         It commits when the block ends normally and rolls back on an exception. A joined
-        transaction commits with the outer one. The audit events recorded in it are chained and
-        inserted just before the commit, so the chain head stays locked only until the commit.
+        transaction commits with the outer one. The ``before_commit`` hooks run just before the
+        commit (the audit chain's among them), so what they lock stays locked only until then.
         """
         outer = _current.get()
         if outer is not None:
@@ -186,7 +202,8 @@ class Database:
             token = _current.set(tx)
             try:
                 yield tx
-                _append_audit_events(tx)
+                for hook in _before_commit:
+                    hook(tx)
             finally:
                 _current.reset(token)
 
@@ -205,18 +222,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def _append_audit_events(tx: Transaction) -> None:
-    """Chain the transaction's audit events after the others, as its last step before commit."""
-    if not tx.audit_events:
-        return
-    if not tx.write:
-        raise RuntimeError("audit events were recorded in a read-only transaction")
-    from scim_bridge.store import audit  # audit.py imports this module
-
-    audit.append(tx.connection, tx.audit_events)
-    tx.audit_events.clear()
 
 
 def insert_ignoring_duplicates(table: Table, rows: Sequence[dict[str, Any]]) -> None:

@@ -1,8 +1,22 @@
 """Trust: OAuth2 clients, their secrets and access tokens, and the audit hash chain.
 
+The events written before this revision are chained here with a frozen copy of the hash format
+(``_event_hash`` and the functions under it), not with ``scim_bridge.store.audit``: a migration
+must do tomorrow exactly what it did when it was written, whatever the live code becomes, so it
+imports nothing from scim_bridge. The format is a contract (see ``audit.event_hash``): the chains
+this revision wrote are verified with the live hash ever after, so the two must agree;
+tests/store/test_frozen_migrations.py compares them and fails if the live one changes.
+
 Revision ID: 0003
 Revises: 0002
 """
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -11,6 +25,13 @@ revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
+
+# As scim_bridge.store.audit had them at this revision: the first prev_hash, the head row's id,
+# and the rows read per query.
+GENESIS = "0" * 64
+HEAD_ID = 1
+BATCH = 1000
+EVENT_FIELDS = ("at", "request_id", "actor", "source", "action", "target", "detail")
 
 
 def upgrade() -> None:
@@ -73,13 +94,8 @@ def upgrade() -> None:
 def _chain_existing_events() -> None:
     """Chain the events written before this revision in id order, and create the chain head.
 
-    The hash is ``scim_bridge.store.audit.event_hash``, the format new events are chained with.
+    The hash is ``_event_hash``, the format new events are chained with (frozen, see above).
     """
-    from scim_bridge.store.audit import BATCH
-    from scim_bridge.store.audit import GENESIS
-    from scim_bridge.store.audit import HEAD_ID
-    from scim_bridge.store.audit import event_hash
-
     events = _audit_events()
     connection = op.get_bind()
     chain = sa.update(events).where(events.c.id == sa.bindparam("row_id"))
@@ -92,7 +108,7 @@ def _chain_existing_events() -> None:
         chained = []
         for row in rows:
             seq += 1
-            prev_hash, previous = previous, event_hash({**row, "seq": seq, "prev_hash": previous})
+            prev_hash, previous = previous, _event_hash({**row, "seq": seq, "prev_hash": previous})
             chained.append(
                 {"row_id": row["id"], "seq": seq, "prev_hash": prev_hash, "hash": previous}
             )
@@ -108,6 +124,48 @@ def _chain_existing_events() -> None:
         sa.column("hash", sa.String),
     )
     connection.execute(sa.insert(heads).values(id=HEAD_ID, seq=seq, hash=previous))
+
+
+# -- The hash format, frozen: a copy of scim_bridge.store.audit's at this revision ----------------
+
+
+def _event_hash(event: Mapping[str, Any]) -> str:
+    """Hex SHA-256 of ``_canonical(event)``."""
+    return hashlib.sha256(_canonical(event)).hexdigest()
+
+
+def _canonical(event: Mapping[str, Any]) -> bytes:
+    """seq, prev_hash and the event fields as JSON: keys sorted, no whitespace, ASCII only."""
+    document = {name: event[name] for name in EVENT_FIELDS}
+    document["at"] = _instant(event["at"])
+    document["detail"] = _normalised_detail(event["detail"])
+    document["seq"] = int(event["seq"])
+    document["prev_hash"] = event["prev_hash"]
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _instant(value: datetime | str) -> str:
+    """ISO 8601 in UTC with microseconds; a naive value (SQLite returns them) is UTC already."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _normalised_detail(detail: Any) -> Any:
+    """``detail`` as JSON reads it back, with whole numbers as integers (JSONB prints 1e16 so)."""
+    return _whole_numbers(json.loads(json.dumps(detail)))
+
+
+def _whole_numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
 
 
 def _audit_events() -> sa.TableClause:

@@ -1,0 +1,130 @@
+"""``serve`` and ``worker``: the long-running processes, and the supervisor that runs them together."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+
+from scim_bridge import __version__
+from scim_bridge.bridge import Bridge
+from scim_bridge.cli.common import friendly
+from scim_bridge.cli.common import open_bridge
+from scim_bridge.cli.common import open_settings
+from scim_bridge.settings import Settings
+from scim_bridge.store.db import display_url
+
+
+def _banner(settings: Settings, host: str, port: int, tokens: int, clients: int) -> str:
+    # Inside a container the bridge listens on 0.0.0.0; Entra knows it by its public URL.
+    base = settings.auth.public_url or f"http://{host}:{port}"
+    gitlab = settings.gitlab
+    if gitlab.planned_only:
+        reason = "dry_run = true" if gitlab.dry_run else "no GitLab configured"
+        target = f"dry-run ({reason}): GitLab calls are planned and audited, not made"
+    else:
+        target = f"{gitlab.url} (identity provider {gitlab.identity_provider!r})"
+    credentials = (
+        f"{tokens} bearer token(s), {clients} OAuth2 client(s); "
+        "`scim-bridge tokens list` and `scim-bridge clients list` show them"
+        if tokens or clients
+        else "none yet: run `scim-bridge clients create entra` (OAuth2 client credentials) "
+        "or `scim-bridge tokens create entra` (Secret Token)"
+    )
+    return "\n".join(
+        [
+            f"scim-bridge {__version__} listening on http://{host}:{port}",
+            f"  SCIM base URL (Entra's Tenant URL): {base}/scim/v2",
+            f"  OAuth2 token endpoint: {base}/oauth2/token",
+            f"  Database: {display_url(settings.database_url)}",  # the password as ***
+            f"  GitLab: {target}",
+            f"  Credentials: {credentials}",
+        ]
+    )
+
+
+@click.command()
+@click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default 8000).")
+@click.option("--workers", type=int, default=None, help="gunicorn worker processes (default 2).")
+@friendly
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the SCIM endpoint under gunicorn, with the background worker."""
+    settings = open_settings()
+    host = host or settings.server.host
+    port = port if port is not None else settings.server.port
+    bridge = Bridge(settings)  # applies migrations once, before any gunicorn worker starts
+    tokens = sum(1 for token in bridge.tokens.list() if token.status == "active")
+    clients = sum(1 for client in bridge.clients.list() if client.status == "active")
+    bridge.db.dispose()
+    click.echo(_banner(settings, host, port, tokens, clients), err=True)
+    gunicorn = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:scim_bridge.gunicorn_conf",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers or settings.server.workers),
+        "scim_bridge.app:create_app()",
+    ]
+    worker = [sys.executable, "-m", "scim_bridge", "worker"]
+    from scim_bridge.metrics.multiproc import shared_directory  # only `serve` needs it
+
+    # gunicorn's workers and the background worker add up their metrics in one directory.
+    with shared_directory() as env:
+        _supervise([gunicorn, worker], env)
+
+
+def _supervise(commands: list[list[str]], env: dict[str, str] | None = None) -> None:
+    """Run the processes together: when one ends or a signal arrives, stop them all."""
+    children = [subprocess.Popen(command, env=env) for command in commands]
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping.is_set() and all(child.poll() is None for child in children):
+        stopping.wait(0.2)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 20
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    codes = [child.returncode for child in children]
+    sys.exit(0 if stopping.is_set() else next((code for code in codes if code), 1))
+
+
+@click.command()
+@friendly
+def worker() -> None:
+    """Run the background worker alone: retries what inline reconciliation left."""
+    bridge = open_bridge()
+    log = logging.getLogger("scim_bridge.cli")  # the name it logged under before the package
+    revisited = bridge.revisit_groups_if_rules_changed()
+    if revisited:
+        log.info("group rules changed: %d group(s) queued", revisited)
+    if not bridge.gitlab.dry_run:
+        try:
+            resolved = bridge.protector.refresh()
+            log.info("protected GitLab accounts resolved: %d", len(resolved.accounts))
+        except Exception as error:  # GitLab down: the first reconcile resolves them
+            log.warning("cannot resolve the protected GitLab accounts yet: %s", error)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    bridge.runner.run_forever(stop)
