@@ -107,6 +107,8 @@ class GroupRule:
 
 @dataclass(frozen=True)
 class GroupsSettings:
+    """``[groups]``: which Entra groups reach GitLab, and as what (the rules only from the file)."""
+
     unmapped: str
     parent: str
     default_access_level: int
@@ -115,6 +117,8 @@ class GroupsSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """What the bridge runs on: one field a table, but ``[database]``'s keys stand at the top."""
+
     database_url: str
     auto_migrate: bool
     gitlab: GitLabSettings
