@@ -25,9 +25,7 @@ from sqlalchemy import insert
 from scim_bridge import clock
 from scim_bridge.app import create_app
 from scim_bridge.bridge import Bridge
-from scim_bridge.settings import GroupRule
-from scim_bridge.settings import GroupsSettings
-from scim_bridge.settings import Settings
+from scim_bridge.settings import settings_from_toml
 from scim_bridge.store import memberships
 from scim_bridge.store.schema import group_members
 from scim_bridge.store.schema import user_links
@@ -46,16 +44,13 @@ def parse() -> argparse.Namespace:
 
 class Bench:
     def __init__(self, database_url: str) -> None:
-        rules = tuple(
-            GroupRule(
-                external_id=None,
-                display_name=name,
-                gitlab_group="acme/engineering",
-                access_level=30,
-            )
+        rules = [
+            {"display_name": name, "gitlab_group": "acme/engineering", "access_level": 30}
             for name in ("Big", "Small")
+        ]
+        settings = settings_from_toml(
+            {"database": {"url": database_url}, "groups": {"rules": rules}}
         )
-        settings = Settings(database_url=database_url, groups=GroupsSettings(rules=rules))
         self.bridge = Bridge(settings)
         self.app = create_app(bridge=self.bridge)
         token = self.bridge.tokens.create(f"bench-{uuid.uuid4().hex[:6]}")

@@ -21,11 +21,8 @@ from sqlalchemy import text
 
 from scim_bridge.app import create_app
 from scim_bridge.bridge import Bridge
-from scim_bridge.settings import AuthSettings
-from scim_bridge.settings import GitLabSettings
-from scim_bridge.settings import ReconcileSettings
-from scim_bridge.settings import ServerSettings
 from scim_bridge.settings import Settings
+from scim_bridge.settings import settings_from_toml
 from scim_bridge.store import audit
 from scim_bridge.store import migrate
 from scim_bridge.store.audit_verify import verify as verify_audit_chain
@@ -121,20 +118,20 @@ def run_cli(
 
 
 def make_settings(database_url: str, gitlab_url: str | None = None, **sections: Any) -> Settings:
-    """Settings as the operator would write them; ``sections`` override whole dataclasses' fields."""
-    gitlab = GitLabSettings(
-        url=gitlab_url, token=ADMIN_TOKEN if gitlab_url else None, timeout_seconds=2.0
-    )
-    settings = Settings(
-        database_url=database_url,
-        gitlab=gitlab,
-        reconcile=ReconcileSettings(inline_deadline_seconds=5.0, backoff_base_seconds=0.01),
+    """Settings as the operator would write them, loaded by the schemas production validates with;
+    ``sections`` then override single fields, as test knobs (a few beyond an operator's range)."""
+    document: dict[str, Any] = {
+        "database": {"url": database_url},
+        "gitlab": {"timeout_seconds": 2.0, **({"url": gitlab_url} if gitlab_url else {})},
+        "reconcile": {"inline_deadline_seconds": 5.0, "backoff_base_seconds": 0.01},
         # Refusals are not padded, and a test client sending as fast as it can is not throttled,
         # nor are its failed authentications; tests/auth/test_guards.py and test_front_door.py
         # check these guards with the settings an operator would use.
-        auth=AuthSettings(failure_floor_ms=0, failures_per_minute=1_000_000),
-        server=ServerSettings(rate_limit_per_second=1e6, rate_limit_burst=1_000_000),
-    )
+        "auth": {"failure_floor_ms": 0, "failures_per_minute": 100_000},
+        "server": {"rate_limit_per_second": 1e6, "rate_limit_burst": 1_000_000},
+    }
+    environ = {"SCIM_BRIDGE_GITLAB_TOKEN": ADMIN_TOKEN} if gitlab_url else {}
+    settings = settings_from_toml(document, environ)
     for name, values in sections.items():
         settings = replace(settings, **{name: replace(getattr(settings, name), **values)})
     return settings

@@ -11,9 +11,7 @@ from scim_bridge.checks import check_gitlab
 from scim_bridge.gitlab.access import MINIMAL_ACCESS
 from scim_bridge.gitlab.access import PLANNER
 from scim_bridge.gitlab.client import GitLab
-from scim_bridge.settings import GitLabSettings
-from scim_bridge.settings import GroupRule
-from scim_bridge.settings import GroupsSettings
+from scim_bridge.settings import settings_from_toml
 from scim_bridge.store import migrate
 from scim_bridge.store.db import Database
 from tests.conftest import ADMIN_TOKEN
@@ -220,18 +218,31 @@ def test_levels_the_instance_lacks_a_missing_parent_and_a_scim_provider_are_name
         double.settings.enterprise = False
         double.settings.version = "17.6.2"
         seed_groups(double, "acme")
-        config = GitLabSettings(
-            url=double.url, token=ADMIN_TOKEN, identity_provider="scim", timeout_seconds=2.0
+        settings = settings_from_toml(
+            {
+                "gitlab": {"url": double.url, "identity_provider": "scim", "timeout_seconds": 2.0},
+                "groups": {
+                    "unmapped": "create",
+                    "parent": "entra",
+                    "rules": [
+                        {
+                            "display_name": "Planners",
+                            "gitlab_group": "acme",
+                            "access_level": PLANNER,
+                        },
+                        {
+                            "external_id": "7d1e",
+                            "gitlab_group": "acme",
+                            "access_level": MINIMAL_ACCESS,
+                        },
+                    ],
+                },
+            },
+            {"SCIM_BRIDGE_GITLAB_TOKEN": ADMIN_TOKEN},
         )
-        groups = GroupsSettings(
-            unmapped="create",
-            parent="entra",
-            rules=(
-                GroupRule(None, "Planners", "acme", PLANNER),
-                GroupRule("7d1e", None, "acme", MINIMAL_ACCESS),
-            ),
+        findings = check_gitlab(
+            settings.gitlab, settings.groups, lambda: GitLab(double.url, ADMIN_TOKEN, timeout=2)
         )
-        findings = check_gitlab(config, groups, lambda: GitLab(double.url, ADMIN_TOKEN, timeout=2))
         assert double.internal_errors == []
     failures = [f.message for f in findings if f.level is Level.FAIL]
     assert failures == [

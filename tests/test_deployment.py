@@ -39,9 +39,8 @@ from scim_bridge import cli
 from scim_bridge import settings as settings_module
 from scim_bridge.app import create_app
 from scim_bridge.cli import serving
-from scim_bridge.settings import ServerSettings
-from scim_bridge.settings import Settings
 from scim_bridge.settings import load_settings
+from scim_bridge.settings import settings_from_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -185,7 +184,9 @@ def health_check_command() -> list[str]:
 @pytest.fixture
 def serving_app(tmp_path: Path) -> Iterator[int]:
     """The bridge's WSGI app on a free local port, for the health check to call."""
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'bridge.db'}"))
+    app = create_app(
+        settings_from_toml({"database": {"url": f"sqlite:///{tmp_path / 'bridge.db'}"}})
+    )
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -400,7 +401,7 @@ def test_nginx_passes_forwarded_headers() -> None:
 
 def test_nginx_body_limit_matches_the_bridge() -> None:
     (limit,) = re.findall(r"client_max_body_size\s+(\d+)m;", nginx_directives())
-    assert int(limit) * 1024 * 1024 == ServerSettings().max_body_bytes
+    assert int(limit) * 1024 * 1024 == load_settings({}).server.max_body_bytes
 
 
 def test_nginx_waits_longer_than_entra_for_an_answer() -> None:

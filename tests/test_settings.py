@@ -346,3 +346,269 @@ def test_first_invalid_rule_is_reported_with_its_index(tmp_path: Path) -> None:
         SettingsError, match=r'^\[\[groups\.rules\]\] #3 \(display_name = "Third"\)'
     ):
         load_settings({"SCIM_BRIDGE_CONFIG": path})
+
+
+# Pinned before settings were declared once (issue 12): every default and the exact messages. ----
+
+
+def test_every_default_is_pinned() -> None:
+    settings = load_settings({})
+    assert (settings.database_url, settings.auto_migrate, settings.config_path) == (
+        "sqlite:///scim-bridge.db",
+        True,
+        None,
+    )
+    gitlab = settings.gitlab
+    assert (gitlab.url, gitlab.token, gitlab.identity_provider) == (None, None, "openid_connect")
+    assert (gitlab.dry_run, gitlab.timeout_seconds) == (False, 10.0)
+    assert vars(settings.users) == {
+        "on_deactivate": "block",
+        "on_delete": "block",
+        "link_existing": "email",
+        "protected_usernames": ("root",),
+    }
+    assert vars(settings.reconcile) == {
+        "inline_deadline_seconds": 20.0,
+        "worker_poll_seconds": 1.0,
+        "backoff_base_seconds": 2.0,
+        "backoff_max_seconds": 600.0,
+        "max_attempts": 20,
+        "member_deletions_per_minute": 60,
+    }
+    assert vars(settings.server) == {
+        "host": "127.0.0.1",
+        "port": 8000,
+        "workers": 2,
+        "max_body_bytes": 1024 * 1024,
+        "rate_limit_per_second": 100.0,
+        "rate_limit_burst": 200,
+        "proxy_hops": 0,
+        "trusted_proxies": (),
+        "trust_forwarded_host": False,
+        "max_connections_per_address": 16,
+    }
+    auth = vars(settings.auth)
+    entra = auth.pop("entra")
+    assert auth == {
+        "access_token_minutes": 60,
+        "client_secret_days": 365,
+        "failure_floor_ms": 200,
+        "failures_per_minute": 60,
+        "public_url": None,
+        "oauth_scopes": ("scim",),
+    }
+    assert vars(entra) == {
+        "tenant_ids": (),
+        "app_ids": (),
+        "audiences": ("8adf8e6e-67b2-4cf2-a259-e3dc5476c621",),
+        "jwks_url": "https://login.microsoftonline.com/common/discovery/keys",
+        "leeway_seconds": 60,
+        "jwks_refresh_floor_seconds": 300.0,
+        "jwks_cache_seconds": 86400.0,
+    }
+    assert not entra.enabled
+    assert vars(settings.audit) == {"redact_values": False}
+    assert vars(settings.groups) == {
+        "unmapped": "ignore",
+        "parent": "entra",
+        "default_access_level": 10,
+        "rules": (),
+    }
+
+
+def test_values_are_normalised_as_loaded(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[auth]
+public_url = "https://scim.example.com/"
+oauth_scopes = ["scim", "write"]
+
+[auth.entra]
+tenant_ids = ["t-1"]
+leeway_seconds = 5
+
+[server]
+trusted_proxies = [" 10.0.0.1", "172.18.0.0/16 "]
+proxy_hops = 1
+""",
+    )
+    settings = load_settings(
+        {
+            "SCIM_BRIDGE_CONFIG": path,
+            "SCIM_BRIDGE_GITLAB_URL": "https://gl.example.com//",
+            "SCIM_BRIDGE_AUTH_ENTRA_APP_IDS": "a-1, ,a-2 ",
+            "SCIM_BRIDGE_AUTH_ENTRA_LEEWAY_SECONDS": "7",
+            "SCIM_BRIDGE_DATABASE_AUTO_MIGRATE": "false",
+        }
+    )
+    assert settings.config_path == path
+    assert settings.auto_migrate is False
+    assert settings.gitlab.url == "https://gl.example.com"
+    assert settings.gitlab.planned_only  # no token
+    assert settings.auth.public_url == "https://scim.example.com"
+    assert settings.auth.oauth_scopes == ("scim", "write")
+    entra = settings.auth.entra
+    assert (entra.tenant_ids, entra.app_ids, entra.leeway_seconds) == (("t-1",), ("a-1", "a-2"), 7)
+    assert entra.enabled
+    assert settings.server.trusted_proxies == ("10.0.0.1", "172.18.0.0/16")
+    assert settings.server.proxy_hops == 1
+    assert load_settings({"SCIM_BRIDGE_GITLAB_URL": ""}).gitlab.url is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "file_text", "message"),
+    [
+        (
+            {"SCIM_BRIDGE_RECONCILE_INLINE_DEADLINE_SECONDS": "90"},
+            None,
+            "SCIM_BRIDGE_RECONCILE_INLINE_DEADLINE_SECONDS: Must be greater than or equal to 0 "
+            "and less than or equal to 55.",
+        ),
+        (
+            {"SCIM_BRIDGE_SERVER_PORT": "eighty"},
+            None,
+            "SCIM_BRIDGE_SERVER_PORT: Not a valid integer.",
+        ),
+        (
+            {"SCIM_BRIDGE_SERVER_PROXY_HOPS": "1"},
+            None,
+            "[server] proxy_hops = 1 needs [server] trusted_proxies: the addresses (or CIDR "
+            "blocks) of those proxies, whose X-Forwarded-* headers are believed",
+        ),
+        (
+            {"SCIM_BRIDGE_SERVER_TRUSTED_PROXIES": "10.0.0.1, nope"},
+            None,
+            "SCIM_BRIDGE_SERVER_TRUSTED_PROXIES: item 1: 'nope' is not an IP address or CIDR "
+            "block (e.g. 10.0.0.5 or 172.18.0.0/16)",
+        ),
+        ({}, "auth = 3\n", "[auth] in {path}: must be a table"),
+        ({}, "gitlab = 'x'\n", "[gitlab] in {path}: must be a table"),
+        ({}, "[auth]\nentra = 3\n", "[auth.entra] in {path}: must be a table"),
+        (
+            {},
+            "[auth.entra]\ntenant_id = ['x']\n",
+            "[auth.entra] tenant_id in {path}: unknown key (known keys: app_ids, audiences, "
+            "jwks_cache_seconds, jwks_refresh_floor_seconds, jwks_url, leeway_seconds, tenant_ids)",
+        ),
+        (
+            {},
+            "[auth]\nentra_tenant = 1\n",
+            "[auth] entra_tenant in {path}: unknown key (known keys: access_token_minutes, "
+            "client_secret_days, entra, failure_floor_ms, failures_per_minute, oauth_scopes, "
+            "public_url)",
+        ),
+        (
+            {},
+            "[gitlab]\nurll = 'x'\n",
+            "[gitlab] urll in {path}: unknown key (known keys: dry_run, identity_provider, "
+            "timeout_seconds, url)",
+        ),
+        (
+            {},
+            '[auth.entra]\napp_ids = [" a"]\n',
+            "[auth.entra] app_ids in {path}: item 0: ' a': must not be empty or padded with spaces",
+        ),
+        (
+            {"SCIM_BRIDGE_AUTH_ENTRA_JWKS_URL": "keys"},
+            None,
+            "SCIM_BRIDGE_AUTH_ENTRA_JWKS_URL: Not a valid URL.",
+        ),
+        (
+            {"SCIM_BRIDGE_AUTH_PUBLIC_URL": "not a url"},
+            None,
+            "SCIM_BRIDGE_AUTH_PUBLIC_URL: Not a valid URL.",
+        ),
+        (
+            {"SCIM_BRIDGE_AUTH_ACCESS_TOKEN_MINUTES": "30"},
+            None,
+            "SCIM_BRIDGE_AUTH_ACCESS_TOKEN_MINUTES: Must be greater than or equal to 60 and less "
+            "than or equal to 360.",
+        ),
+        (
+            {},
+            "[server]\nrate_limit_per_second = 10\n",
+            "[server] rate_limit_per_second in {path}: Must be greater than or equal to 50.0.",
+        ),
+        ({}, "[database]\nurl = ''\n", "[database] url in {path}: Shorter than minimum length 1."),
+        (
+            {},
+            "[audit]\nredact_values = 'perhaps'\n",
+            "[audit] redact_values in {path}: Not a valid boolean.",
+        ),
+        (
+            {"SCIM_BRIDGE_GITLAB_TIMEOUT_SECONDS": "0"},
+            None,
+            "SCIM_BRIDGE_GITLAB_TIMEOUT_SECONDS: Must be greater than or equal to 0.1 and less "
+            "than or equal to 300.",
+        ),
+        (
+            {},
+            "[users]\nprotected_usernames = 'root'\n",
+            "[users] protected_usernames in {path}: Not a valid list.",
+        ),
+        # Several problems: the first key in the schema's order, and unknown keys last.
+        (
+            {},
+            "[server]\nmax_body_bytes = 1\nport = -1\n",
+            "[server] port in {path}: Must be greater than or equal to 0 and less than or equal "
+            "to 65535.",
+        ),
+        (
+            {},
+            "[server]\nwat = 1\nport = -1\n",
+            "[server] port in {path}: Must be greater than or equal to 0 and less than or equal "
+            "to 65535.",
+        ),
+        # Several sections: the first in the order of the reference; [auth] before [auth.entra].
+        (
+            {},
+            "[groups]\nunmapped = 'x'\n[server]\nport = -1\n",
+            "[server] port in {path}: Must be greater than or equal to 0 and less than or equal "
+            "to 65535.",
+        ),
+        (
+            {},
+            "[auth]\nwat = 1\n[auth.entra]\nwat = 2\n",
+            "[auth] wat in {path}: unknown key (known keys: access_token_minutes, "
+            "client_secret_days, entra, failure_floor_ms, failures_per_minute, oauth_scopes, "
+            "public_url)",
+        ),
+        (
+            {"SCIM_BRIDGE_AUTH_ENTRA_LEEWAY_SECONDS": "-1"},
+            "[audit]\nredact_values = 'perhaps'\n",
+            "SCIM_BRIDGE_AUTH_ENTRA_LEEWAY_SECONDS: Must be greater than or equal to 0 and less "
+            "than or equal to 600.",
+        ),
+        # The proxies are checked once every key is valid.
+        (
+            {"SCIM_BRIDGE_SERVER_PROXY_HOPS": "2"},
+            "[audit]\nredact_values = 'perhaps'\n",
+            "[audit] redact_values in {path}: Not a valid boolean.",
+        ),
+        # The environment wins over the file, even over an invalid value there.
+        (
+            {"SCIM_BRIDGE_SERVER_PORT": "70000"},
+            "[server]\nport = 'x'\n",
+            "SCIM_BRIDGE_SERVER_PORT: Must be greater than or equal to 0 and less than or equal "
+            "to 65535.",
+        ),
+    ],
+)
+def test_invalid_settings_messages_are_pinned(
+    tmp_path: Path, environ: dict[str, str], file_text: str | None, message: str
+) -> None:
+    path = write(tmp_path, file_text) if file_text is not None else ""
+    if file_text is not None:
+        environ = {**environ, "SCIM_BRIDGE_CONFIG": path}
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environ)
+    assert str(raised.value) == message.format(path=path)
+
+
+def test_a_valid_environment_value_overrides_an_invalid_file_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\nport = 'x'\n")
+    assert (
+        load_settings({"SCIM_BRIDGE_CONFIG": path, "SCIM_BRIDGE_SERVER_PORT": "81"}).server.port
+        == 81
+    )

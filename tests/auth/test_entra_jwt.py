@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import jwt
@@ -21,6 +22,7 @@ import pytest
 from scim_bridge.auth.entra_jwt import EntraCaller
 from scim_bridge.auth.entra_jwt import EntraTokenVerifier
 from scim_bridge.settings import EntraAuthSettings
+from scim_bridge.settings import settings_from_toml
 from scim_bridge.store import audit
 from tests.auth.jwt_fixtures import OTHER_APP_ID
 from tests.auth.jwt_fixtures import OTHER_TENANT
@@ -59,15 +61,15 @@ def jwks_server(key: RsaKey) -> Iterator[JwksServer]:
 
 
 def entra_settings(url: str, **overrides: Any) -> EntraAuthSettings:
-    values: dict[str, Any] = {
-        "tenant_ids": (TENANT,),
-        "app_ids": (PROVISIONING_APP_ID,),
+    """``[auth.entra]`` loaded as the operator's file would be; ``overrides`` are test knobs."""
+    table: dict[str, Any] = {
+        "tenant_ids": [TENANT],
+        "app_ids": [PROVISIONING_APP_ID],
         "jwks_url": url,
         "leeway_seconds": LEEWAY,
         "jwks_refresh_floor_seconds": 3600.0,
     }
-    values.update(overrides)
-    return EntraAuthSettings(**values)
+    return replace(settings_from_toml({"auth": {"entra": table}}).auth.entra, **overrides)
 
 
 # -- Through the SCIM endpoint ------------------------------------------------------------------

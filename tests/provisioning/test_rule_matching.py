@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import itertools
 import unicodedata
+from dataclasses import replace
 
 from scim_bridge.provisioning.rules import GroupMapper
 from scim_bridge.settings import GroupRule
-from scim_bridge.settings import GroupsSettings
+from tests.provisioning.test_rules import DEFAULT_GROUPS
 from tests.provisioning.test_rules import DEVS_ID
 from tests.provisioning.test_rules import OPS_ID
 from tests.provisioning.test_rules import by_id
@@ -77,7 +78,7 @@ def expected_targets(
 def test_rule_matching_over_every_small_rule_set_and_entra_group() -> None:
     checked = matched = 0
     for rules in RULE_SETS:
-        mapper = GroupMapper(GroupsSettings(rules=rules))
+        mapper = GroupMapper(replace(DEFAULT_GROUPS, rules=rules))
         for display_name, external_id in itertools.product(DISPLAY_NAMES, EXTERNAL_IDS):
             expected = expected_targets(rules, display_name, external_id)
             where = (rules, display_name, external_id)
@@ -90,13 +91,17 @@ def test_rule_matching_over_every_small_rule_set_and_entra_group() -> None:
 
 
 def test_a_display_name_rule_matches_whatever_case_and_composition_either_side_has() -> None:
-    mapper = GroupMapper(GroupsSettings(rules=(by_name(CAFE_DECOMPOSED, "acme/cafe", 20),)))
+    mapper = GroupMapper(
+        replace(DEFAULT_GROUPS, rules=(by_name(CAFE_DECOMPOSED, "acme/cafe", 20),))
+    )
     assert mapper.targets(CAFE_COMPOSED, None) == {"acme/cafe": 20}
     assert mapper.targets(CAFE_COMPOSED.upper(), None) == {"acme/cafe": 20}
 
 
 def test_only_case_and_composition_are_set_aside() -> None:
-    mapper = GroupMapper(GroupsSettings(rules=(by_name("GitLab Developers", "acme/eng", 30),)))
+    mapper = GroupMapper(
+        replace(DEFAULT_GROUPS, rules=(by_name("GitLab Developers", "acme/eng", 30),))
+    )
     for other in (
         "GitLab Developers ",
         " GitLab Developers",
@@ -107,11 +112,13 @@ def test_only_case_and_composition_are_set_aside() -> None:
 
 
 def test_a_display_name_rule_is_not_matched_by_an_object_id_equal_to_it() -> None:
-    mapper = GroupMapper(GroupsSettings(rules=(by_name("GitLab Developers", "acme/eng", 30),)))
+    mapper = GroupMapper(
+        replace(DEFAULT_GROUPS, rules=(by_name("GitLab Developers", "acme/eng", 30),))
+    )
     assert mapper.targets(None, "GitLab Developers") == {}
 
 
 def test_rules_of_both_kinds_add_up_across_gitlab_groups() -> None:
     rules = (by_id(OPS_ID, "acme/ops", 40), by_name("Ops", "acme/handbook", 20))
-    mapper = GroupMapper(GroupsSettings(rules=rules))
+    mapper = GroupMapper(replace(DEFAULT_GROUPS, rules=rules))
     assert mapper.targets("ops", OPS_ID) == {"acme/ops": 40, "acme/handbook": 20}

@@ -16,7 +16,10 @@ from scim_bridge.provisioning.rules import full_path
 from scim_bridge.provisioning.rules import normalize_display_name
 from scim_bridge.settings import GroupRule
 from scim_bridge.settings import GroupsSettings
+from scim_bridge.settings import settings_from_toml
 
+# [groups] as the schema declares its defaults; tests set their rules over it.
+DEFAULT_GROUPS = settings_from_toml({}).groups
 DEVS_ID = "0b3c6f5e-8f0c-4a36-9c4e-2f6a1d7e9b10"
 OPS_ID = "5d2a7c1b-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
 
@@ -45,7 +48,7 @@ RULES = (
 
 @pytest.fixture
 def mapper() -> GroupMapper:
-    return GroupMapper(GroupsSettings(rules=RULES))
+    return GroupMapper(replace(DEFAULT_GROUPS, rules=RULES))
 
 
 def test_display_name_rules_match_case_insensitively(mapper: GroupMapper) -> None:
@@ -59,7 +62,7 @@ def test_display_name_rules_match_case_insensitively(mapper: GroupMapper) -> Non
 def test_display_names_compare_in_nfc() -> None:
     decomposed = "Cafe\u0301 OPS"  # "e" + combining acute accent
     assert normalize_display_name(decomposed) == normalize_display_name("Café Ops") == "café ops"
-    mapper = GroupMapper(GroupsSettings(rules=RULES))
+    mapper = GroupMapper(replace(DEFAULT_GROUPS, rules=RULES))
     assert mapper.targets(decomposed, None) == {"acme/ops": 20}
 
 
@@ -87,7 +90,7 @@ def test_highest_level_wins_whatever_the_order_and_spelling() -> None:
         by_name("DEVS", "acme/engineering", 25),
     )
     for ordered in (rules, rules[::-1]):
-        targets = GroupMapper(GroupsSettings(rules=ordered)).targets("Devs", None)
+        targets = GroupMapper(replace(DEFAULT_GROUPS, rules=ordered)).targets("Devs", None)
         assert targets == {"Acme/Engineering": 40}  # GitLab paths are case-insensitive
 
 
@@ -96,7 +99,7 @@ def test_unmapped_groups_map_to_nothing(mapper: GroupMapper) -> None:
     assert mapper.targets(None, None) == {}
     assert mapper.targets("", "") == {}
     assert not mapper.mapped("Marketing", None)
-    assert GroupMapper(GroupsSettings()).targets("GitLab Developers", DEVS_ID) == {}
+    assert GroupMapper(DEFAULT_GROUPS).targets("GitLab Developers", DEVS_ID) == {}
 
 
 def test_matching_rules_keep_the_file_order(mapper: GroupMapper) -> None:
@@ -104,8 +107,10 @@ def test_matching_rules_keep_the_file_order(mapper: GroupMapper) -> None:
 
 
 def test_creates_unmapped_follows_the_setting() -> None:
-    assert not GroupMapper(GroupsSettings()).creates_unmapped
-    assert GroupMapper(GroupsSettings(unmapped="create")).creates_unmapped
+    assert not GroupMapper(DEFAULT_GROUPS).creates_unmapped
+    assert GroupMapper(
+        settings_from_toml({"groups": {"unmapped": "create"}}).groups
+    ).creates_unmapped
 
 
 @pytest.mark.parametrize(
