@@ -9,7 +9,6 @@ from typing import Any
 
 from scim2_models import Group
 from scim2_models import UnauthorizedException
-from sqlalchemy import select
 
 from scim_bridge.auth.authenticator import Authenticator
 from scim_bridge.auth.authenticator import Refused
@@ -21,17 +20,17 @@ from scim_bridge.gitlab.planned import PlannedGitLab
 from scim_bridge.gitlab.types import CallRecord
 from scim_bridge.guards import RateLimiter
 from scim_bridge.metrics import gitlab_calls
-from scim_bridge.provisioning.memberships import GITLAB_GROUP_JOB
+from scim_bridge.provisioning.group_mapping import ScimGroupReconciler
 from scim_bridge.provisioning.memberships import GitLabGroupReconciler
-from scim_bridge.provisioning.memberships import ScimGroupReconciler
 from scim_bridge.provisioning.operator_links import OperatorLinks
 from scim_bridge.provisioning.ownership import ADMIN_REASON
 from scim_bridge.provisioning.ownership import PROTECTED_REASON
 from scim_bridge.provisioning.pacing import SlidingWindow
 from scim_bridge.provisioning.protection import Protector
 from scim_bridge.provisioning.protection import Resolution
-from scim_bridge.provisioning.reconciler import Rejected
 from scim_bridge.provisioning.reconciler import UserReconciler
+from scim_bridge.provisioning.reconciling import Reconciler
+from scim_bridge.provisioning.reconciling import Rejected
 from scim_bridge.provisioning.rules import GroupMapper
 from scim_bridge.provisioning.runner import JobRunner
 from scim_bridge.scim.blueprint import URL_PREFIX as SCIM_PATH
@@ -44,11 +43,12 @@ from scim_bridge.scim.models import build_provider
 from scim_bridge.scim.service import BridgeScimService
 from scim_bridge.settings import Settings
 from scim_bridge.store import audit
-from scim_bridge.store import jobs
-from scim_bridge.store import memberships
 from scim_bridge.store.db import Change
 from scim_bridge.store.db import Database
-from scim_bridge.store.db import upsert
+from scim_bridge.store.drift import DriftStore
+from scim_bridge.store.gitlab_memberships import GITLAB_GROUP_JOB
+from scim_bridge.store.gitlab_memberships import GitLabMembershipStore
+from scim_bridge.store.group_targets import GroupTargetStore
 from scim_bridge.store.groups import GroupStore
 from scim_bridge.store.jobs import JobQueue
 from scim_bridge.store.links import LinkStore
@@ -57,14 +57,11 @@ from scim_bridge.store.migrate import ensure_schema
 from scim_bridge.store.protection import ADMIN
 from scim_bridge.store.protection import ProtectedAccounts
 from scim_bridge.store.resources import ScimStore
-from scim_bridge.store.schema import bridge_state
-from scim_bridge.store.schema import groups as groups_table
+from scim_bridge.store.rules_revisit import RulesRevisitStore
 from scim_bridge.store.users import USER_JOB
 from scim_bridge.store.users import UserStore
 
 log = logging.getLogger(__name__)
-
-RULES_FINGERPRINT = "groups.rules.fingerprint"
 
 # How a permanent GitLab refusal reads to Entra (RFC 7644 §3.12).
 REJECTION_ERRORS = {"conflict": (409, "uniqueness"), "invalid": (400, "invalidValue")}
@@ -96,6 +93,22 @@ class Bridge:
     @cached_property
     def links(self) -> LinkStore:
         return LinkStore(self.db)
+
+    @cached_property
+    def group_targets(self) -> GroupTargetStore:
+        return GroupTargetStore(self.db)
+
+    @cached_property
+    def gitlab_memberships(self) -> GitLabMembershipStore:
+        return GitLabMembershipStore(self.db)
+
+    @cached_property
+    def drift_records(self) -> DriftStore:
+        return DriftStore(self.db)
+
+    @cached_property
+    def rules_revisit(self) -> RulesRevisitStore:
+        return RulesRevisitStore(self.db)
 
     @cached_property
     def protected(self) -> ProtectedAccounts:
@@ -191,26 +204,26 @@ class Bridge:
             self.settings.gitlab,
             self.audit,
             self.protector,
-            on_linked=self._note_linked,
+            on_linked=self.gitlab_memberships.note_user_linked,
         )
         scim_groups = ScimGroupReconciler(
-            self.db, self.groups.data, self.settings.groups, self.gitlab, self.audit
+            self.group_targets, self.groups.data, self.settings.groups, self.gitlab, self.audit
         )
         per_minute = self.settings.reconcile.member_deletions_per_minute
         gitlab_groups = GitLabGroupReconciler(
-            self.db,
+            self.gitlab_memberships,
+            self.group_targets,
             self.gitlab,
             scim_groups.creator,
             self.audit,
             deletions=SlidingWindow(per_minute, 60.0) if per_minute else None,
         )
-        reconcilers = {USER_JOB: users, GROUP_JOB: scim_groups, GITLAB_GROUP_JOB: gitlab_groups}
+        reconcilers: dict[str, Reconciler] = {
+            USER_JOB: users,
+            GROUP_JOB: scim_groups,
+            GITLAB_GROUP_JOB: gitlab_groups,
+        }
         return JobRunner(self.queue, reconcilers, self.settings.reconcile, self.audit)
-
-    def _note_linked(self, user_id: str) -> list[str]:
-        with self.db.transaction(write=True) as tx:
-            memberships.note_user_linked(user_id)
-            return list(tx.job_keys)
 
     def revisit_groups_if_rules_changed(self) -> int:
         """At worker start: if the operator changed the rules, look at every group's mapping again.
@@ -219,22 +232,7 @@ class Bridge:
         Returns how many groups were queued.
         """
         fingerprint = GroupMapper(self.settings.groups).fingerprint()
-        with self.db.transaction(write=True) as tx:
-            connection = tx.connection
-            known = connection.execute(
-                select(bridge_state.c.value).where(bridge_state.c.key == RULES_FINGERPRINT)
-            ).scalar()
-            if known == fingerprint:
-                return 0
-            group_ids = list(connection.execute(select(groups_table.c.id)).scalars())
-            for group_id in group_ids:
-                jobs.enqueue(GROUP_JOB, group_id)
-            upsert(
-                bridge_state, [{"key": RULES_FINGERPRINT, "value": fingerprint}], ["key"], ["value"]
-            )
-            if group_ids:
-                audit.record("rules.changed", None, {"groups_revisited": len(group_ids)})
-            return len(group_ids)
+        return self.rules_revisit.revisit_if_changed(fingerprint)
 
     def run_committed(self, changes: list[Change], job_keys: list[str]) -> None:
         """After a SCIM write commits: reconcile inline within the deadline."""

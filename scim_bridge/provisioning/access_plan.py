@@ -15,15 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+# What the bridge remembers of a membership it manages: kept by the store, decided on here.
+from scim_bridge.store.gitlab_memberships import Managed as Managed
+
 NO_ACCESS = 0
-
-
-@dataclass(frozen=True)
-class Managed:
-    """What the bridge remembers of a membership it manages."""
-
-    level: int
-    prior: int | None  # the level found in place before the bridge raised it; None if it created it
 
 
 @dataclass(frozen=True)

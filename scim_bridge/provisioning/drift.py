@@ -13,10 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy import union
-from sqlalchemy import update
-
 from scim_bridge.gitlab.access import access_level_name
 from scim_bridge.gitlab.api import GitLabApi
 from scim_bridge.gitlab.errors import NotFoundError
@@ -24,22 +20,19 @@ from scim_bridge.gitlab.types import GitLabUser
 from scim_bridge.provisioning.access_plan import NO_ACCESS
 from scim_bridge.provisioning.access_plan import decide
 from scim_bridge.provisioning.accounts import desired_account
-from scim_bridge.provisioning.memberships import mark_dirty
-from scim_bridge.provisioning.memberships import membership_state
 from scim_bridge.provisioning.ownership import delete_policy
 from scim_bridge.provisioning.ownership import write_refusal
 from scim_bridge.provisioning.protection import Protector
-from scim_bridge.provisioning.reconciler import gitlab_trouble_is_retry
+from scim_bridge.provisioning.reconciling import gitlab_trouble_is_retry
 from scim_bridge.settings import UsersSettings
-from scim_bridge.store import jobs
 from scim_bridge.store.db import Database
-from scim_bridge.store.links import LinkStore
+from scim_bridge.store.drift import DriftRecords
+from scim_bridge.store.drift import DriftStore
+from scim_bridge.store.drift import Repair
+from scim_bridge.store.gitlab_memberships import GitLabMemberships
+from scim_bridge.store.gitlab_memberships import GitLabMembershipStore
 from scim_bridge.store.links import UserLink
-from scim_bridge.store.schema import group_targets
-from scim_bridge.store.schema import managed_memberships
-from scim_bridge.store.schema import user_links
-from scim_bridge.store.schema import users as users_table
-from scim_bridge.store.users import USER_JOB
+from scim_bridge.store.links import UserLinks
 
 # The GitLab state each policy leaves a deactivated account in.
 CLOSED_STATES = {"block": "blocked", "deactivate": "deactivated", "ban": "banned"}
@@ -61,13 +54,20 @@ class Drift:
 class DriftFinder:
     def __init__(
         self,
-        db: Database,
+        db: Database | None,
         gitlab: GitLabApi,
-        links: LinkStore,
+        links: UserLinks,
         users: UsersSettings,
         protector: Protector,
+        *,
+        records: DriftRecords | None = None,
+        memberships: GitLabMemberships | None = None,
     ) -> None:
-        self.db = db
+        """The store through ``db``, or through ``records`` and ``memberships`` (say, fakes)."""
+        self.records = records if records is not None else DriftStore(_given(db))
+        self.memberships = (
+            memberships if memberships is not None else GitLabMembershipStore(_given(db))
+        )
         self.gitlab = gitlab
         self.links = links
         self.settings = users
@@ -81,11 +81,7 @@ class DriftFinder:
     # -- Accounts -------------------------------------------------------------------
 
     def _accounts(self) -> Iterator[Drift]:
-        with self.db.transaction(write=False) as tx:
-            documents = {
-                row.id: dict(row.data)
-                for row in tx.connection.execute(select(users_table.c.id, users_table.c.data))
-            }
+        documents = self.records.user_documents()
         links = {link.user_id: link for link in self.links.all()}
         for user_id, document in documents.items():
             yield from self._present(user_id, document, links.get(user_id))
@@ -145,16 +141,7 @@ class DriftFinder:
     # -- Memberships ----------------------------------------------------------------
 
     def _memberships(self) -> Iterator[Drift]:
-        with self.db.transaction(write=False) as tx:
-            paths = sorted(
-                tx.connection.execute(
-                    union(
-                        select(group_targets.c.gitlab_group),
-                        select(managed_memberships.c.gitlab_group),
-                    )
-                ).scalars()
-            )
-        for path in paths:
+        for path in self.memberships.concerned_groups():
             yield from self._group(path)
 
     def _group(self, path: str) -> Iterator[Drift]:
@@ -162,15 +149,13 @@ class DriftFinder:
         if group is None:
             yield Drift("membership", path, "the GitLab group", "none", gitlab_group=path)
             return
-        with self.db.transaction(write=False) as tx:
-            levels, accounts, managed = membership_state(tx.connection, path)
-            names = dict(
-                tx.connection.execute(
-                    select(user_links.c.gitlab_user_id, user_links.c.gitlab_username).where(
-                        user_links.c.gitlab_user_id.in_(list(accounts.values()))
-                    )
-                ).all()
-            )
+        state = self.memberships.everyone(path)
+        levels, accounts, managed, names = (
+            state.levels,
+            state.accounts,
+            state.managed,
+            state.usernames,
+        )
         ids = sorted(set(accounts.values()))
         if not ids:
             return
@@ -187,7 +172,9 @@ class DriftFinder:
             )
             if decision.action == "none":
                 continue
-            want = access_level_name(decision.level) if decision.action == "set" else "no member"
+            want = "no member"
+            if decision.action == "set" and decision.level is not None:
+                want = access_level_name(decision.level)
             have = access_level_name(direct[account]) if account in direct else "no member"
             yield Drift(
                 "membership",
@@ -199,18 +186,18 @@ class DriftFinder:
             )
 
 
-def queue_repairs(db: Database, drifts: list[Drift]) -> list[str]:
-    """Queue the jobs that make GitLab match again; returns their keys."""
-    with db.transaction(write=True) as tx:
-        for drift in drifts:
-            if drift.kind == "membership" and drift.gitlab_group is not None:
-                mark_dirty(drift.gitlab_group, [drift.user_id] if drift.user_id else [])
-            elif drift.user_id is not None:
-                if drift.revive:
-                    tx.connection.execute(
-                        update(user_links)
-                        .where(user_links.c.user_id == drift.user_id)
-                        .values(retired_at=None)
-                    )
-                jobs.enqueue(USER_JOB, drift.user_id)
-        return list(tx.job_keys)
+def queue_repairs(store: Database | DriftRecords, drifts: list[Drift]) -> list[str]:
+    """Queue the jobs that make GitLab match again, in one transaction; returns their keys."""
+    records = DriftStore(store) if isinstance(store, Database) else store
+    return records.queue_repairs(
+        Repair(
+            drift.user_id, drift.gitlab_group if drift.kind == "membership" else None, drift.revive
+        )
+        for drift in drifts
+    )
+
+
+def _given(db: Database | None) -> Database:
+    if db is None:
+        raise ValueError("DriftFinder needs a database or its repositories")
+    return db

@@ -3,7 +3,8 @@
 It reads the desired state (the stored document, or its absence after a DELETE) and what GitLab
 has, and makes only the calls that close the difference. Running it twice, or after a crash at any
 point, is harmless: an account is always looked up by its identity (``extern_uid``) before one is
-created, so a create that reached GitLab but whose answer was lost is found, not repeated.
+created, so a create that reached GitLab but whose answer was lost is found, not repeated
+(``account_finder.py``).
 
 Every write obeys the ownership rules (``ownership.py``): an account found by email or identity is
 adopted only when it may be, and an administrator's, a protected or an operator-linked account is
@@ -13,49 +14,40 @@ never written. The link is saved when the whole run succeeded, never before.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from dataclasses import field
-from datetime import UTC
-from datetime import datetime
-from datetime import timedelta
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import Literal
 
 from scim_bridge import clock
 from scim_bridge.gitlab.api import GitLabApi
-from scim_bridge.gitlab.errors import AuthenticationError
 from scim_bridge.gitlab.errors import ConflictError
 from scim_bridge.gitlab.errors import ForbiddenError
 from scim_bridge.gitlab.errors import InvalidError
 from scim_bridge.gitlab.errors import NotFoundError
-from scim_bridge.gitlab.errors import TransientError
 from scim_bridge.gitlab.types import GitLabUser
 from scim_bridge.gitlab.types import Moderation
+from scim_bridge.provisioning.account_finder import AccountFinder
 from scim_bridge.provisioning.accounts import DesiredAccount
 from scim_bridge.provisioning.accounts import desired_account
-from scim_bridge.provisioning.ownership import ADMIN_REASON
-from scim_bridge.provisioning.ownership import MACHINE_REASON
-from scim_bridge.provisioning.ownership import PROTECTED_REASON
 from scim_bridge.provisioning.ownership import Protection
-from scim_bridge.provisioning.ownership import adoption_refusal
 from scim_bridge.provisioning.ownership import delete_policy
-from scim_bridge.provisioning.ownership import link_hint
 from scim_bridge.provisioning.ownership import write_refusal
+
+# Also imported from here (cli.py): the names every reconciler shares.
+from scim_bridge.provisioning.reconciling import Deadline as Deadline
+from scim_bridge.provisioning.reconciling import Outcome as Outcome
+from scim_bridge.provisioning.reconciling import Rejected as Rejected
+from scim_bridge.provisioning.reconciling import Retry as Retry
+from scim_bridge.provisioning.reconciling import gitlab_trouble_is_retry as gitlab_trouble_is_retry
 from scim_bridge.provisioning.usernames import candidates
 from scim_bridge.settings import GitLabSettings
 from scim_bridge.settings import UsersSettings
-from scim_bridge.store.documents import folded
 from scim_bridge.store.links import ADOPTED
 from scim_bridge.store.links import CREATED
 from scim_bridge.store.links import OPERATOR
-from scim_bridge.store.links import LinkStore
 from scim_bridge.store.links import LinkTaken
 from scim_bridge.store.links import UserLink
+from scim_bridge.store.links import UserLinks
 
 if TYPE_CHECKING:
     from scim_bridge.provisioning.protection import Protector
@@ -64,72 +56,6 @@ log = logging.getLogger(__name__)
 
 BLOCKING: dict[str, Moderation] = {"block": "block", "deactivate": "deactivate", "ban": "ban"}
 UNDO: dict[str, Moderation] = {"blocked": "unblock", "deactivated": "activate", "banned": "unban"}
-# How far GitLab's clock may lag the bridge's when telling the bridge's own create (see
-# ``UserReconciler._created_by_bridge``).
-CLOCK_SKEW = timedelta(minutes=5)
-
-
-class Rejected(Exception):
-    """GitLab refused the desired state for good (no retry can cure it)."""
-
-    def __init__(
-        self, kind: Literal["conflict", "invalid"], detail: str, *, tell_client: bool = True
-    ) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
-        # False when the refusal is the operator's to fix (a rule naming a missing GitLab group),
-        # not the client's: the client's write stands and the job is parked, visible.
-        self.tell_client = tell_client
-
-
-class Retry(Exception):
-    """Try again later: GitLab is down, slow, rate limiting, or the deadline passed."""
-
-    def __init__(
-        self, detail: str, retry_after: float | None = None, *, paced: bool = False
-    ) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.retry_after = retry_after
-        # Waiting on purpose (pacing), not failing: it does not count towards parking the job.
-        self.paced = paced
-
-
-@dataclass
-class Deadline:
-    at: float | None = None
-
-    @classmethod
-    def after(cls, seconds: float | None) -> Deadline:
-        return cls(None if seconds is None else time.monotonic() + seconds)
-
-    def remaining(self) -> float | None:
-        return None if self.at is None else self.at - time.monotonic()
-
-    def check(self) -> None:
-        remaining = self.remaining()
-        if remaining is not None and remaining <= 0:
-            raise Retry("the request's deadline passed; the worker continues")
-
-
-@contextmanager
-def gitlab_trouble_is_retry() -> Iterator[None]:
-    """GitLab down, slow, rate limiting or refusing the bridge's token: worth trying again later."""
-    try:
-        yield
-    except TransientError as error:
-        raise Retry(f"GitLab: {error}", error.retry_after) from error
-    except AuthenticationError as error:
-        raise Retry(
-            f"GitLab refused the bridge's token ({error}); check SCIM_BRIDGE_GITLAB_TOKEN"
-        ) from error
-
-
-@dataclass
-class Outcome:
-    actions: list[str] = field(default_factory=list)
-    follow_up: list[str] = field(default_factory=list)  # job keys this run queued
 
 
 class UserReconciler:
@@ -139,7 +65,7 @@ class UserReconciler:
         self,
         gitlab: GitLabApi,
         documents: Callable[[str], dict[str, Any] | None],
-        links: LinkStore,
+        links: UserLinks,
         users: UsersSettings,
         gitlab_settings: GitLabSettings,
         audit: Callable[[str, str | None, dict[str, Any] | None], None],
@@ -154,6 +80,7 @@ class UserReconciler:
         self.provider = gitlab_settings.identity_provider
         self.audit = audit
         self.protector = protector
+        self.accounts = AccountFinder(gitlab, links, users, self.provider)
 
     def _save(self, link: UserLink, *, consumed: str | None = None) -> None:
         """Remember what GitLab has; in dry-run nothing was made, so there is nothing to remember."""
@@ -224,7 +151,9 @@ class UserReconciler:
             link = link.with_(gitlab_user_id=None, gitlab_username=None, retired_at=None)
             account, link = self._pending_link(desired, link, deadline, outcome)
         if account is None:
-            account, link = self._find_or_create(desired, link, protection, deadline, outcome)
+            account, link = self.accounts.find_or_create(
+                desired, link, protection, deadline, outcome
+            )
         refusal = write_refusal(link, account, protection)
         if refusal is not None:
             link = self._hands_off(link, account, refusal)
@@ -270,155 +199,6 @@ class UserReconciler:
             source_user_name=desired.user_name,
             origin=OPERATOR,
         )
-
-    def _find_or_create(
-        self,
-        desired: DesiredAccount,
-        link: UserLink,
-        protection: Protection,
-        deadline: Deadline,
-        outcome: Outcome,
-    ) -> tuple[GitLabUser, UserLink]:
-        if desired.email is None:
-            # SCIM makes emails optional (RFC 7643 §4.1.2), GitLab does not: the user is kept, and
-            # the work waits, visible in `scim-bridge jobs`, until Entra sends an address.
-            raise Rejected(
-                "invalid",
-                f"GitLab needs an email address and {desired.user_name!r} has none; "
-                'map one in Entra (emails[type eq "work"].value)',
-                tell_client=False,
-            )
-        account: GitLabUser | None = None
-        found_by = ""
-        if desired.extern_uid:
-            deadline.check()
-            account = self.gitlab.users.find_by_identity(self.provider, desired.extern_uid)
-            found_by = f"the {self.provider} identity {desired.extern_uid}"
-        if account is None and self.settings.link_existing == "email":
-            deadline.check()
-            account = self.gitlab.users.find_by_email(desired.email)
-            found_by = f"the email {desired.email}"
-        if account is not None:
-            origin = self._origin_of_found(desired, link, account, protection, found_by, deadline)
-        else:
-            account, origin, link = self._create(desired, link, protection, deadline)
-        outcome.actions.append(f"{origin} account {account.username} (id {account.id})")
-        link = link.with_(
-            gitlab_user_id=account.id,
-            gitlab_username=account.username,
-            source_user_name=desired.user_name if origin == CREATED else link.source_user_name,
-            origin=origin,
-            retired_at=None,
-        )
-        return account, link
-
-    def _origin_of_found(
-        self,
-        desired: DesiredAccount,
-        link: UserLink,
-        account: GitLabUser,
-        protection: Protection,
-        found_by: str,
-        deadline: Deadline,
-    ) -> str:
-        """``created`` or ``adopted`` for an account that exists already; raises when refused."""
-        if self._created_by_bridge(desired, link, account):
-            return CREATED
-        who = f"the GitLab account {account.username!r} with {found_by}"
-        if self.settings.link_existing != "email":
-            raise Rejected(
-                "conflict",
-                f'{who} exists already, and [users] link_existing = "never" adopts no existing '
-                f"account; {link_hint(desired.user_name, account.username)}",
-            )
-        holder = self.links.holder(account.id, link.user_id)
-        pending = self.links.pending_for_account(account.id)
-        refusal = adoption_refusal(
-            account,
-            extern_uid=desired.extern_uid,
-            provider=self.provider,
-            protection=protection,
-            held_by_another=(holder is not None and holder.retired_at is None)
-            or (pending is not None and folded(pending.user_name) != folded(desired.user_name)),
-        )
-        if refusal is None:
-            deadline.check()
-            if not self.gitlab.users.is_human(account.username):
-                refusal = MACHINE_REASON
-        if refusal is not None:
-            linkable = refusal in (ADMIN_REASON, PROTECTED_REASON)
-            hint = f"; {link_hint(desired.user_name, account.username)}" if linkable else ""
-            raise Rejected("conflict", f"{who} is {refusal}{hint}")
-        if (
-            holder is not None
-            and holder.origin == CREATED
-            and self._same_identity(desired, account)
-        ):
-            return CREATED  # the same person's account, made by the bridge for an earlier SCIM user
-        return ADOPTED
-
-    def _created_by_bridge(
-        self, desired: DesiredAccount, link: UserLink, account: GitLabUser
-    ) -> bool:
-        """This user's own create, whose answer was lost: begun by the bridge for this SCIM user,
-        and the account made no earlier than that (GitLab's clock may differ a little)."""
-        if link.create_started_at is None or account.created_at is None or account.is_admin:
-            return False
-        try:
-            created_at = datetime.fromisoformat(account.created_at.replace("Z", "+00:00"))
-        except ValueError:
-            return False
-        if created_at.tzinfo is None:
-            created_at = created_at.replace(tzinfo=UTC)
-        return created_at >= link.create_started_at - CLOCK_SKEW and (
-            not desired.extern_uid or self._same_identity(desired, account)
-        )
-
-    def _same_identity(self, desired: DesiredAccount, account: GitLabUser) -> bool:
-        identity = account.identity(self.provider)
-        return (
-            identity is not None
-            and desired.extern_uid is not None
-            and identity.extern_uid.lower() == desired.extern_uid.lower()
-        )
-
-    def _create(
-        self, desired: DesiredAccount, link: UserLink, protection: Protection, deadline: Deadline
-    ) -> tuple[GitLabUser, str, UserLink]:
-        """A new account (``created``), or the one that took the email meanwhile (``adopted``)."""
-        assert desired.email is not None
-        if not self.gitlab.dry_run:
-            link = link.with_(create_started_at=self.links.mark_create_started(link.user_id))
-        for username in candidates(desired.user_name):
-            if protection.reserved(username):
-                continue  # a protected name takes a suffix, like a taken one
-            deadline.check()
-            try:
-                created = self.gitlab.users.create(
-                    username=username,
-                    email=desired.email,
-                    name=desired.name,
-                    provider=self.provider if desired.extern_uid else None,
-                    extern_uid=desired.extern_uid,
-                )
-                return created, CREATED, link
-            except ConflictError as error:
-                if error.field == "username":
-                    continue
-                if error.field == "email" and self.settings.link_existing == "email":
-                    # Taken between our lookup and the create (or as a secondary email).
-                    found = self.gitlab.users.find_by_email(desired.email)
-                    if found is not None:
-                        origin = self._origin_of_found(
-                            desired, link, found, protection, f"the email {desired.email}", deadline
-                        )
-                        return found, origin, link
-                raise Rejected("conflict", f"GitLab: {error.message} ({desired.email})") from error
-            except InvalidError as error:
-                if "username" in error.errors:
-                    continue  # reserved, or the path of a group: the next suffix may pass
-                raise Rejected("invalid", f"GitLab refused the account: {error.message}") from error
-        raise Rejected("conflict", f"no free GitLab username for {desired.user_name!r}")
 
     # -- Writes the ownership rules allow -------------------------------------------
 

@@ -21,13 +21,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Protocol
 
 from scim_bridge import context
-from scim_bridge.provisioning.reconciler import Deadline
-from scim_bridge.provisioning.reconciler import Outcome
-from scim_bridge.provisioning.reconciler import Rejected
-from scim_bridge.provisioning.reconciler import Retry
+from scim_bridge.provisioning.reconciling import Deadline
+from scim_bridge.provisioning.reconciling import Outcome
+from scim_bridge.provisioning.reconciling import Reconciler
+from scim_bridge.provisioning.reconciling import Rejected
+from scim_bridge.provisioning.reconciling import Retry
 from scim_bridge.settings import ReconcileSettings
 from scim_bridge.store.jobs import Job
 from scim_bridge.store.jobs import JobQueue
@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 WORKER_LEASE_SECONDS = 300.0
 INLINE_LEASE_MARGIN_SECONDS = 5.0
 POLL_SECONDS = 0.05
-
-
-class Reconciler(Protocol):
-    def reconcile(self, entity_id: str, deadline: Deadline | None = None) -> Outcome: ...
 
 
 def runner_identity() -> str:

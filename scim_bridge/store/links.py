@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
+from typing import Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy import and_
@@ -90,6 +91,24 @@ def _link(row: Any) -> UserLink:
 
 def _pending(row: Any) -> PendingLink:
     return PendingLink(row["user_name"], row["gitlab_user_id"], row["gitlab_username"])
+
+
+class UserLinks(Protocol):
+    """The links as the user reconciler and drift see them (:class:`LinkStore`, or a fake)."""
+
+    def get(self, user_id: str) -> UserLink | None: ...
+
+    def save(self, link: UserLink, *, consumed: str | None = None) -> None: ...
+
+    def pending(self, user_name: str) -> PendingLink | None: ...
+
+    def pending_for_account(self, gitlab_user_id: int) -> PendingLink | None: ...
+
+    def holder(self, gitlab_user_id: int, other_than: str) -> UserLink | None: ...
+
+    def mark_create_started(self, user_id: str) -> datetime: ...
+
+    def all(self) -> list[UserLink]: ...
 
 
 class LinkStore:
