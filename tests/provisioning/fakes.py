@@ -206,37 +206,33 @@ class FakeUsers(_Recorder):
             self.accounts[user_id] = replace(self.accounts[user_id], email=email)
 
     def moderate(self, user_id: int, action: Moderation) -> None:
-        if self._call("moderate", user_id, action):
-            self._set_state(user_id, action)
+        self._moderated(user_id, action, "moderate", user_id, action)
 
-    def _set_state(self, user_id: int, action: Moderation) -> None:
-        if user_id not in self.accounts:
-            raise NotFoundError("404 User Not Found", status=404)
-        self.accounts[user_id] = replace(self.accounts[user_id], state=MODERATED_STATE[action])
+    def _moderated(self, user_id: int, action: Moderation, *call: Any) -> None:
+        """Record ``call``; unless in dry-run, the account takes the state ``action`` leads to."""
+        if self._call(*call):
+            if user_id not in self.accounts:
+                raise NotFoundError("404 User Not Found", status=404)
+            state = MODERATED_STATE[action]
+            self.accounts[user_id] = replace(self.accounts[user_id], state=state)
 
     def block(self, user_id: int) -> None:
-        if self._call("block", user_id):
-            self._set_state(user_id, "block")
+        self._moderated(user_id, "block", "block", user_id)
 
     def unblock(self, user_id: int) -> None:
-        if self._call("unblock", user_id):
-            self._set_state(user_id, "unblock")
+        self._moderated(user_id, "unblock", "unblock", user_id)
 
     def deactivate(self, user_id: int) -> None:
-        if self._call("deactivate", user_id):
-            self._set_state(user_id, "deactivate")
+        self._moderated(user_id, "deactivate", "deactivate", user_id)
 
     def activate(self, user_id: int) -> None:
-        if self._call("activate", user_id):
-            self._set_state(user_id, "activate")
+        self._moderated(user_id, "activate", "activate", user_id)
 
     def ban(self, user_id: int) -> None:
-        if self._call("ban", user_id):
-            self._set_state(user_id, "ban")
+        self._moderated(user_id, "ban", "ban", user_id)
 
     def unban(self, user_id: int) -> None:
-        if self._call("unban", user_id):
-            self._set_state(user_id, "unban")
+        self._moderated(user_id, "unban", "unban", user_id)
 
     def delete(self, user_id: int, *, hard: bool = False) -> None:
         if self._call("delete", user_id, hard):
