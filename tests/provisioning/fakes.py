@@ -139,6 +139,9 @@ class FakeUsers(_Recorder):
 
     def find_by_username(self, username: str) -> GitLabUser | None:
         self._call("find_by_username", username)
+        return self._named(username)
+
+    def _named(self, username: str) -> GitLabUser | None:
         lowered = username.lower()
         return next((a for a in self.accounts.values() if a.username.lower() == lowered), None)
 
@@ -149,7 +152,7 @@ class FakeUsers(_Recorder):
 
     def is_human(self, username: str) -> bool:
         self._call("is_human", username)
-        account = self.find_by_username(username)
+        account = self._named(username)
         return account is not None and not account.bot and username not in self.internal
 
     def admins(self) -> list[GitLabUser]:
