@@ -12,7 +12,7 @@ from scim_bridge.cli.common import REPAIR_SECONDS
 from scim_bridge.cli.common import friendly
 from scim_bridge.cli.common import open_bridge
 from scim_bridge.cli.table import print_table
-from scim_bridge.provisioning.reconciler import Rejected
+from scim_bridge.provisioning.reconciling import Rejected
 
 
 def _operator() -> context.RequestContext:

@@ -14,8 +14,8 @@ from scim_bridge.cli.table import print_table
 from scim_bridge.provisioning.drift import Drift
 from scim_bridge.provisioning.drift import DriftFinder
 from scim_bridge.provisioning.drift import queue_repairs
-from scim_bridge.provisioning.reconciler import Rejected
-from scim_bridge.provisioning.reconciler import Retry
+from scim_bridge.provisioning.reconciling import Rejected
+from scim_bridge.provisioning.reconciling import Retry
 
 
 @click.command()
@@ -28,7 +28,12 @@ def reconcile(apply_: bool) -> None:
         click.echo("GitLab is not configured (dry-run): there is nothing to compare")
         return
     finder = DriftFinder(
-        bridge.db, bridge.gitlab, bridge.links, bridge.settings.users, bridge.protector
+        bridge.drift_records,
+        bridge.gitlab_memberships,
+        bridge.gitlab,
+        bridge.links,
+        bridge.settings.users,
+        bridge.protector,
     )
     drifts = _find_drift(finder)
     _print_drift(drifts)
@@ -37,7 +42,7 @@ def reconcile(apply_: bool) -> None:
     if not apply_:
         click.echo("repair with: scim-bridge reconcile --apply")
         sys.exit(1)
-    keys = queue_repairs(bridge.db, drifts)
+    keys = queue_repairs(bridge.drift_records, drifts)
     try:
         bridge.runner.run_inline(keys, REPAIR_SECONDS)
     except Rejected as rejection:

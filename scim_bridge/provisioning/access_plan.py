@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 # What the bridge remembers of a membership it manages: kept by the store, decided on here.
-from scim_bridge.store.gitlab_memberships import Managed as Managed
+from scim_bridge.store.gitlab_memberships import Managed
 
 NO_ACCESS = 0
 

@@ -25,12 +25,9 @@ from scim_bridge.provisioning.ownership import write_refusal
 from scim_bridge.provisioning.protection import Protector
 from scim_bridge.provisioning.reconciling import gitlab_trouble_is_retry
 from scim_bridge.settings import UsersSettings
-from scim_bridge.store.db import Database
 from scim_bridge.store.drift import DriftRecords
-from scim_bridge.store.drift import DriftStore
 from scim_bridge.store.drift import Repair
 from scim_bridge.store.gitlab_memberships import GitLabMemberships
-from scim_bridge.store.gitlab_memberships import GitLabMembershipStore
 from scim_bridge.store.links import UserLink
 from scim_bridge.store.links import UserLinks
 
@@ -54,20 +51,15 @@ class Drift:
 class DriftFinder:
     def __init__(
         self,
-        db: Database | None,
+        records: DriftRecords,
+        memberships: GitLabMemberships,
         gitlab: GitLabApi,
         links: UserLinks,
         users: UsersSettings,
         protector: Protector,
-        *,
-        records: DriftRecords | None = None,
-        memberships: GitLabMemberships | None = None,
     ) -> None:
-        """The store through ``db``, or through ``records`` and ``memberships`` (say, fakes)."""
-        self.records = records if records is not None else DriftStore(_given(db))
-        self.memberships = (
-            memberships if memberships is not None else GitLabMembershipStore(_given(db))
-        )
+        self.records = records
+        self.memberships = memberships
         self.gitlab = gitlab
         self.links = links
         self.settings = users
@@ -186,18 +178,11 @@ class DriftFinder:
             )
 
 
-def queue_repairs(store: Database | DriftRecords, drifts: list[Drift]) -> list[str]:
+def queue_repairs(records: DriftRecords, drifts: list[Drift]) -> list[str]:
     """Queue the jobs that make GitLab match again, in one transaction; returns their keys."""
-    records = DriftStore(store) if isinstance(store, Database) else store
     return records.queue_repairs(
         Repair(
             drift.user_id, drift.gitlab_group if drift.kind == "membership" else None, drift.revive
         )
         for drift in drifts
     )
-
-
-def _given(db: Database | None) -> Database:
-    if db is None:
-        raise ValueError("DriftFinder needs a database or its repositories")
-    return db

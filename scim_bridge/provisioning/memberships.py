@@ -41,7 +41,6 @@ from scim_bridge.provisioning.reconciling import Outcome
 from scim_bridge.provisioning.reconciling import Rejected
 from scim_bridge.provisioning.reconciling import Retry
 from scim_bridge.provisioning.reconciling import gitlab_trouble_is_retry
-from scim_bridge.store.gitlab_memberships import GITLAB_GROUP_JOB as GITLAB_GROUP_JOB
 from scim_bridge.store.gitlab_memberships import GitLabMemberships
 from scim_bridge.store.gitlab_memberships import Managed
 from scim_bridge.store.group_targets import GroupTargets

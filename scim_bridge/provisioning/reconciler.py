@@ -32,13 +32,10 @@ from scim_bridge.provisioning.accounts import desired_account
 from scim_bridge.provisioning.ownership import Protection
 from scim_bridge.provisioning.ownership import delete_policy
 from scim_bridge.provisioning.ownership import write_refusal
-
-# Also imported from here (cli.py): the names every reconciler shares.
-from scim_bridge.provisioning.reconciling import Deadline as Deadline
-from scim_bridge.provisioning.reconciling import Outcome as Outcome
-from scim_bridge.provisioning.reconciling import Rejected as Rejected
-from scim_bridge.provisioning.reconciling import Retry as Retry
-from scim_bridge.provisioning.reconciling import gitlab_trouble_is_retry as gitlab_trouble_is_retry
+from scim_bridge.provisioning.reconciling import Deadline
+from scim_bridge.provisioning.reconciling import Outcome
+from scim_bridge.provisioning.reconciling import Rejected
+from scim_bridge.provisioning.reconciling import gitlab_trouble_is_retry
 from scim_bridge.provisioning.usernames import candidates
 from scim_bridge.settings import GitLabSettings
 from scim_bridge.settings import UsersSettings

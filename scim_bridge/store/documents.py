@@ -169,7 +169,7 @@ class DocumentStore(ScimStorage):
         }
 
     def filter_sql(self, connection: Any, search_request: SearchRequest[Any]) -> FilterSql:
-        """The translator of this resource type's filters and sort orders (``filters.py``)."""
+        """The translator of this resource type's filters and sort orders (``store/filters/``)."""
         if self._dialect is None:
             self._dialect = dialect_of(connection)
         scim_filter = search_request.filter

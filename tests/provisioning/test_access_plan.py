@@ -17,8 +17,8 @@ import pytest
 
 from scim_bridge.provisioning.access_plan import NO_ACCESS
 from scim_bridge.provisioning.access_plan import Decision
-from scim_bridge.provisioning.access_plan import Managed
 from scim_bridge.provisioning.access_plan import decide
+from scim_bridge.store.gitlab_memberships import Managed
 
 GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
 # Four distinct levels: enough for every ordering of the four levels that can matter (the grant,

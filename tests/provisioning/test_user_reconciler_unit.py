@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from scim_bridge.gitlab.types import Identity
-from scim_bridge.provisioning.reconciler import Rejected
 from scim_bridge.provisioning.reconciler import UserReconciler
+from scim_bridge.provisioning.reconciling import Rejected
 from scim_bridge.store.links import ADOPTED
 from scim_bridge.store.links import CREATED
 from scim_bridge.store.links import OPERATOR
