@@ -94,21 +94,6 @@ class PlannedUserManager:
     def block(self, user_id: int) -> None:
         self.moderate(user_id, "block")
 
-    def unblock(self, user_id: int) -> None:
-        self.moderate(user_id, "unblock")
-
-    def deactivate(self, user_id: int) -> None:
-        self.moderate(user_id, "deactivate")
-
-    def activate(self, user_id: int) -> None:
-        self.moderate(user_id, "activate")
-
-    def ban(self, user_id: int) -> None:
-        self.moderate(user_id, "ban")
-
-    def unban(self, user_id: int) -> None:
-        self.moderate(user_id, "unban")
-
     def delete(self, user_id: int, *, hard: bool = False) -> None:
         self._p.plan(endpoints.delete_user(user_id, hard=hard))
 

@@ -116,29 +116,14 @@ class UserManager:
     # -- moderation (gitlab.md §1.5) ----------------------------------------------------------
 
     def moderate(self, user_id: int, action: Moderation) -> None:
-        """`POST /users/:id/<action>`; `block` and the others below say what each answers."""
+        """`POST /users/:id/<action>`, where GitLab is idempotent: `block` of a blocked user
+        answers 201 `null`, `unblock` of an active one 201 `false`, both success. `deactivate`
+        is 403 for anyone active in the last 90 days (ForbiddenError): prefer `block`."""
         self._t.send(endpoints.moderate_user(user_id, action))
 
     def block(self, user_id: int) -> None:
-        """Already blocked answers 201 `null`: success."""
+        """Deprovisioning's default: the account stays, and cannot sign in."""
         self.moderate(user_id, "block")
-
-    def unblock(self, user_id: int) -> None:
-        """An active user answers 201 `false`: success (nothing to undo)."""
-        self.moderate(user_id, "unblock")
-
-    def deactivate(self, user_id: int) -> None:
-        """403 for anyone active in the last 90 days (ForbiddenError); prefer `block`."""
-        self.moderate(user_id, "deactivate")
-
-    def activate(self, user_id: int) -> None:
-        self.moderate(user_id, "activate")
-
-    def ban(self, user_id: int) -> None:
-        self.moderate(user_id, "ban")
-
-    def unban(self, user_id: int) -> None:
-        self.moderate(user_id, "unban")
 
     def delete(self, user_id: int, *, hard: bool = False) -> None:
         """`DELETE /users/:id`; 409 for a sole group owner unless `hard` (gitlab.md §1.6)."""

@@ -63,7 +63,7 @@ def writes(gl: Any, user: int, group: int) -> list[Callable[[], Any]]:
         lambda: gl.users.update(user, name="Jane Doe"),
         lambda: gl.users.change_email(user, "jane2@example.com"),
         lambda: gl.users.block(user),
-        lambda: gl.users.unblock(user),
+        lambda: gl.users.moderate(user, "unblock"),
         lambda: gl.users.delete(user, hard=True),
     ]
 
@@ -145,10 +145,10 @@ def other_calls(gl: Any, user: int, other: int, group: int) -> list[Callable[[],
     """The calls `writes` leaves out, refused or not (a refusal still names its call)."""
     return [
         *(lambda a=action: gl.users.moderate(user, a) for action in MODERATIONS),
-        lambda: gl.users.deactivate(user),
-        lambda: gl.users.activate(user),
-        lambda: gl.users.ban(user),
-        lambda: gl.users.unban(user),
+        lambda: gl.users.moderate(user, "deactivate"),
+        lambda: gl.users.moderate(user, "activate"),
+        lambda: gl.users.moderate(user, "ban"),
+        lambda: gl.users.moderate(user, "unban"),
         lambda: gl.users.set_identity(user, PROVIDER, "oid-x"),
         lambda: gl.users.update(user, username="renamed"),
         lambda: gl.groups.create(name="Dev", path="dev", parent_id=group),

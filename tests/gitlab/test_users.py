@@ -151,11 +151,11 @@ def test_moderation_is_idempotent_where_gitlab_is(client: GitLab, double: GitLab
     client.users.block(user)
     client.users.block(user)  # 201 null
     assert double.user(user)["state"] == "blocked"
-    client.users.unblock(user)
-    client.users.unblock(user)  # 201 false
+    client.users.moderate(user, "unblock")
+    client.users.moderate(user, "unblock")  # 201 false
     assert double.user(user)["state"] == "active"
-    client.users.ban(user)
-    client.users.unban(user)
+    client.users.moderate(user, "ban")
+    client.users.moderate(user, "unban")
     assert double.user(user)["state"] == "active"
 
 
@@ -171,16 +171,16 @@ def test_moderate_takes_the_action_by_name(client: GitLab, double: GitLabDouble)
 def test_moderation_refusals_are_forbidden_errors(client: GitLab, double: GitLabDouble) -> None:
     recent = double.add_user("recent", "r@example.com", last_activity_on=dt.date.today())["id"]
     with pytest.raises(ForbiddenError) as info:
-        client.users.deactivate(recent)
+        client.users.moderate(recent, "deactivate")
     assert "active in the past 90 days" in info.value.message and info.value.status == 403
     ldap = double.add_user("ldap", "l@example.com", state="ldap_blocked")["id"]
     with pytest.raises(ForbiddenError) as info:
         client.users.block(ldap)
     assert info.value.message.endswith("LDAP blocked users cannot be modified by the API")
     dormant = double.add_user("dormant", "d@example.com")["id"]
-    client.users.deactivate(dormant)
-    client.users.deactivate(dormant)
-    client.users.activate(dormant)
+    client.users.moderate(dormant, "deactivate")
+    client.users.moderate(dormant, "deactivate")
+    client.users.moderate(dormant, "activate")
     assert double.user(dormant)["state"] == "active"
 
 

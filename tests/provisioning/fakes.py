@@ -222,21 +222,6 @@ class FakeUsers(_Recorder):
     def block(self, user_id: int) -> None:
         self._moderated(user_id, "block", "block", user_id)
 
-    def unblock(self, user_id: int) -> None:
-        self._moderated(user_id, "unblock", "unblock", user_id)
-
-    def deactivate(self, user_id: int) -> None:
-        self._moderated(user_id, "deactivate", "deactivate", user_id)
-
-    def activate(self, user_id: int) -> None:
-        self._moderated(user_id, "activate", "activate", user_id)
-
-    def ban(self, user_id: int) -> None:
-        self._moderated(user_id, "ban", "ban", user_id)
-
-    def unban(self, user_id: int) -> None:
-        self._moderated(user_id, "unban", "unban", user_id)
-
     def delete(self, user_id: int, *, hard: bool = False) -> None:
         if self._call("delete", user_id, hard):
             if user_id not in self.accounts:
