@@ -3,6 +3,7 @@ double on a real port, and the bridge's Flask app with a SCIM client that speaks
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -220,6 +221,12 @@ def make_bridge(database_url: str) -> Iterator[Callable[..., BridgeUnderTest]]:
     yield factory
     for bridge in made:
         bridge.close()
+
+
+def incompressible(size: int) -> str:
+    """At least ``size`` characters no compression shrinks: PostgreSQL compresses "xxx…" under
+    its index limit, so only text like this proves a length check."""
+    return "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(size // 64 + 1))
 
 
 @contextmanager

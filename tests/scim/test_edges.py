@@ -3,13 +3,13 @@ extension names, input no database can hold, non-SCIM methods, and a strict ``ac
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import pytest
 
 from tests.conftest import SCIM_JSON
 from tests.conftest import entra_user
+from tests.conftest import incompressible
 from tests.scim.test_users_api import ENTERPRISE
 from tests.scim.test_users_api import assert_error
 from tests.scim.test_users_api import create
@@ -195,11 +195,6 @@ def test_an_id_longer_than_any_id_is_a_404(scim: Any, method: str, endpoint: str
     assert_error(response, 404)
 
 
-def _noise(size: int) -> str:
-    """Text no compression shrinks: PostgreSQL would compress "xxx…" under its index limit."""
-    return "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(size // 64 + 1))
-
-
 @pytest.mark.parametrize(
     ("endpoint", "attribute"),
     [("Users", "userName"), ("Users", "externalId"), ("Groups", "displayName")],
@@ -208,7 +203,7 @@ def test_a_value_too_long_for_its_index_is_invalid_value_and_stores_nothing(
     scim: Any, endpoint: str, attribute: str
 ) -> None:
     """Indexed text has a ceiling (a b-tree entry); a value over it is the client's error."""
-    too_long = _noise(10_000)
+    too_long = incompressible(10_000)
     if endpoint == "Users":
         body = entra_user("long@contoso.com", **{attribute: too_long})
         made = create(scim, "kept@contoso.com")
@@ -224,7 +219,7 @@ def test_a_value_too_long_for_its_index_is_invalid_value_and_stores_nothing(
     assert attribute in response.json["detail"]
     assert scim.get(f"/{endpoint}").json["totalResults"] == 1, "nothing was stored"
     # Up to the limit, a long value is kept.
-    fits = _noise(2_000)[:1_900]
+    fits = incompressible(2_000)[:1_900]
     response = scim.patch(
         f"/{endpoint}/{made['id']}", [{"op": "replace", "path": attribute, "value": fits}]
     )

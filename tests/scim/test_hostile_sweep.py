@@ -7,13 +7,13 @@ error). Each answer must also be the SCIM Error JSON when it is an error.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
 
 from tests.conftest import SCIM_JSON
 from tests.conftest import entra_user
+from tests.conftest import incompressible
 from tests.scim.test_users_api import create
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -21,8 +21,7 @@ GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 HUGE = "99999999999999999999"
 LONG = "x" * 10_000
-# Incompressible: PostgreSQL compresses "xxx…" below its index limit, but not this.
-NOISE = "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(160))
+NOISE = incompressible(10_000)
 DEEP = 2_000
 
 
