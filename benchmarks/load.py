@@ -1,0 +1,288 @@
+"""Entra's steady traffic at 16 clients, against a hello-world Flask app on the same gunicorn settings.
+
+    pip install . && python benchmarks/load.py [--clients 16] [--latencies 0,100]
+                                               [--get-requests 3000] [--writes 1000]
+                                               [--database-url URL] [--check]
+
+For each GitLab latency (the double, in its own process, waits that long on every call), a fresh
+`scim-bridge serve` (default settings, SQLite in a temporary directory; the per-caller rate limit
+raised, or a filter GET at 16 clients measures the limiter) answers, in order:
+
+- POST /Users (`--writes` users, after a warm-up of 2 per client);
+- GET /Users?filter=userName eq "..." over those users (`--get-requests`);
+- PATCH /Groups/{id} adding one of those users per request to a group that a [groups] rule maps to
+  a GitLab group (Entra's default dialect, `{"op":"Add","path":"members","value":[{"value":id}]}`).
+
+The hello-world app (one Flask route under gunicorn's gthread worker, with the workers, threads
+and keep-alive scim_bridge/gunicorn_conf.py gives the bridge) answers `--get-requests` GETs first.
+Per case it prints req/s (and its ratio to hello-world's), the share of 2xx, p50/p99, transactions
+per request (`scim_bridge_db_transactions_total` from /metrics, the idle worker's polling taken out;
+n/a while the bridge has no such counter), GitLab calls per operation from the bridge's own counter
+(while answering, and later by the background worker), and the bridge's overhead per write:
+(p50 - GitLab time waited) / GitLab time waited, where GitLab time waited = calls made while
+answering x the latency. Then each issue 13 target beside its figure. `--check` exits 1 if one fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+from harness import BridgeServer
+from harness import Case
+from harness import Double
+from harness import HelloApp
+from harness import IdleRates
+from harness import LoadResult
+from harness import Request
+from harness import Targets
+from harness import add_members
+from harness import entra_group
+from harness import entra_user
+from harness import fmt
+from harness import measure
+from harness import per
+from harness import percentile
+from harness import run_load
+from harness import scim_request
+from harness import temporary_directory
+
+GITLAB_GROUP = "acme/engineering"
+SCIM_GROUP = "Bench Developers"
+TARGET_GET_RATIO = 0.5
+TARGET_WRITE_RATE = 25.0
+TARGET_OK = 0.99
+TARGET_P99 = 1.5
+TARGET_OVERHEAD = 0.25
+TARGET_POST_TX = 3.0
+TARGET_PATCH_TX = 4.0
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=2, help="load generator processes")
+    parser.add_argument(
+        "--latencies", default="0,100", help="GitLab latencies (ms), comma-separated"
+    )
+    parser.add_argument("--get-requests", type=int, default=3000, help="GETs per GET case")
+    parser.add_argument("--writes", type=int, default=1000, help="POSTs, and PATCHes, per case")
+    parser.add_argument("--database-url", default=None, help="an EMPTY database; default: SQLite")
+    parser.add_argument("--queue-timeout", type=float, default=600.0)
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target fails")
+    return parser.parse_args()
+
+
+def hello_case(directory: Path, args: argparse.Namespace) -> LoadResult:
+    app = HelloApp(directory)
+    app.start()
+    try:
+        requests = [Request("GET", "/")] * args.get_requests
+        run_load(app.port, {}, requests[: 2 * args.clients], args.clients, args.processes)
+        return run_load(app.port, {}, requests, args.clients, args.processes)
+    finally:
+        app.stop()
+
+
+def bridge_cases(directory: Path, latency: float, args: argparse.Namespace) -> list[Case]:
+    """POST, GET filter and PATCH on a fresh bridge against a double at ``latency`` ms."""
+    double = Double(latency, groups=["acme", GITLAB_GROUP])
+    bridge = BridgeServer(
+        directory,
+        double,
+        database_url=args.database_url,
+        rules=[(SCIM_GROUP, GITLAB_GROUP, "developer")],
+    )
+    try:
+        bridge.start()
+        idle = IdleRates.measure(bridge)
+        status, group = bridge.request("POST", "/scim/v2/Groups", entra_group(SCIM_GROUP, "g-1"))
+        if status != 201:
+            raise SystemExit(f"POST /Groups answered {status}: {group}")
+        run = uuid.uuid4().hex[:6]
+        warm = 2 * args.clients
+        posts = [
+            scim_request(
+                "POST", "/scim/v2/Users", entra_user(f"u{run}.{i}@contoso.com", f"oid-{run}-{i}")
+            )
+            for i in range(warm + args.writes)
+        ]
+        warm_up = run_load(
+            bridge.port, bridge.headers, posts[:warm], args.clients, args.processes, True
+        )
+        common = {"clients": args.clients, "processes": args.processes}
+        post = measure(
+            bridge,
+            idle,
+            "POST /Users",
+            posts[warm:],
+            capture_ids=True,
+            queue_timeout=args.queue_timeout,
+            **common,
+        )
+        names = [f"u{run}.{i}@contoso.com" for i in range(warm, warm + args.writes)]
+        gets = [
+            Request("GET", "/scim/v2/Users?filter=" + quote(f'userName eq "{name}"'))
+            for name in (names[i % len(names)] for i in range(args.get_requests))
+        ]
+        get = measure(bridge, idle, "GET ?filter=userName", gets, **common)
+        patch_path = f"/scim/v2/Groups/{group['id']}"
+
+        def patches(ids: list[str | None]) -> list[Request]:
+            return [scim_request("PATCH", patch_path, add_members([i])) for i in ids if i]
+
+        # The warm-up's users join first (not measured), then those of the measured POSTs.
+        run_load(bridge.port, bridge.headers, patches(warm_up.ids), args.clients, args.processes)
+        patch = measure(
+            bridge,
+            idle,
+            "PATCH /Groups add-member",
+            patches(post.load.ids),
+            queue_timeout=args.queue_timeout,
+            **common,
+        )
+        return [get, post, patch]
+    finally:
+        bridge.stop()
+        double.stop()
+
+
+def print_cases(latency: float, hello: LoadResult, cases: list[Case]) -> None:
+    print(f"\nGitLab latency {latency:g} ms")
+    header = (
+        f"  {'case':<26} {'requests':>8} {'req/s':>8} {'x hello':>8} {'2xx %':>7} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'write tx':>8} {'read tx':>8} {'GitLab calls/op':>18} {'overhead':>8}"
+    )
+    print(header)
+    hello_row = (
+        f"  {'hello-world GET /':<26} {len(hello.latencies):8d} {hello.rate:8.1f} {1.0:8.2f}"
+    )
+    print(
+        f"{hello_row} {hello.ok_fraction() * 100:7.2f} {percentile(hello.latencies, 0.5) * 1000:8.1f}"
+        f" {percentile(hello.latencies, 0.99) * 1000:8.1f}"
+    )
+    for case in cases:
+        load = case.load
+        calls = f"{case.calls_per_op():.2f} +{case.calls_per_op(later=True):.2f} later"
+        print(
+            f"  {case.name:<26} {case.requests:8d} {load.rate:8.1f} {load.rate / hello.rate:8.2f} "
+            f"{load.ok_fraction() * 100:7.2f} {percentile(load.latencies, 0.5) * 1000:8.1f} "
+            f"{percentile(load.latencies, 0.99) * 1000:8.1f} "
+            f"{fmt(per(case.write_tx, case.requests)):>8} {fmt(per(case.read_tx, case.requests)):>8} "
+            f"{calls:>18} {fmt(overhead(case, latency)):>8}"
+        )
+    for case in cases:
+        endpoints = ", ".join(
+            f"{name} {count / case.requests:.2f}" for name, count in case.inline_calls.items()
+        )
+        later = ", ".join(
+            f"{name} {count / case.requests:.2f}" for name, count in case.later_calls.items()
+        )
+        statuses = ", ".join(f"{s}: {n}" for s, n in case.load.by_status().items())
+        print(f"  {case.name}: answers {statuses}")
+        print(f"    GitLab calls per op while answering: {endpoints or 'none'}")
+        if later:
+            print(f"    GitLab calls per op later (background worker): {later}")
+        measured = case.gitlab_seconds / max(1, case.requests) * 1000
+        print(
+            f"    GitLab time per op: {case.calls_per_op() * latency:.0f} ms (calls x latency), "
+            f"{measured:.0f} ms (the bridge's own histogram, all calls)"
+        )
+        if case.pending_after or not case.drained:
+            print(
+                f"    jobs pending at the last answer: {case.pending_after:.0f}; queue "
+                + (
+                    f"empty {case.drain_seconds:.1f} s later"
+                    if case.drained
+                    else "NOT empty at the timeout"
+                )
+            )
+
+
+def overhead(case: Case, latency: float) -> float | None:
+    """(p50 - GitLab time waited) / GitLab time waited, for requests that wait on GitLab."""
+    waited = case.calls_per_op() * latency / 1000.0
+    if waited <= 0:
+        return None
+    return (percentile(case.load.latencies, 0.5) - waited) / waited
+
+
+def targets(hello: LoadResult, runs: dict[float, list[Case]], clients: int) -> Targets:
+    result = Targets()
+    conditions = "" if clients == 16 else f" [ran at {clients} clients]"
+    if 0 in runs:
+        get = runs[0][0]
+        ratio = get.load.rate / hello.rate
+        result.add(
+            f"filter GET >= {TARGET_GET_RATIO}x hello-world, GitLab 0 ms{conditions}",
+            f"{ratio:.2f}x",
+            ratio >= TARGET_GET_RATIO,
+        )
+    if 100 in runs:
+        _, post, patch = runs[100]
+        for case in (post, patch):
+            load = case.load
+            result.add(
+                f"{case.name} >= {TARGET_WRITE_RATE:g} req/s, GitLab 100 ms{conditions}",
+                f"{load.rate:.1f} req/s",
+                load.rate >= TARGET_WRITE_RATE,
+            )
+            result.add(
+                f"{case.name} >= {TARGET_OK * 100:g} % 2xx",
+                f"{load.ok_fraction() * 100:.2f} %",
+                load.ok_fraction() >= TARGET_OK,
+            )
+            p99 = percentile(load.latencies, 0.99)
+            result.add(f"{case.name} p99 < {TARGET_P99} s", f"{p99:.3f} s", p99 < TARGET_P99)
+        cost = overhead(post, 100)
+        result.add(
+            f"POST /Users overhead <= {TARGET_OVERHEAD}, GitLab 100 ms",
+            fmt(cost),
+            None if cost is None else cost <= TARGET_OVERHEAD,
+        )
+    latency = 100 if 100 in runs else next(iter(runs), None)
+    if latency is not None:
+        _, post, patch = runs[latency]
+        for case, limit in ((post, TARGET_POST_TX), (patch, TARGET_PATCH_TX)):
+            count = per(case.write_tx, case.requests)
+            result.add(
+                f"write transactions per {case.name} <= {limit:g} ({latency:g} ms run)",
+                fmt(count),
+                None if count is None else count <= limit,
+            )
+    return result
+
+
+def main() -> int:
+    args = parse()
+    latencies = [float(value) for value in args.latencies.split(",") if value.strip()]
+    workers, threads, keepalive = HelloApp.shape()
+    print(
+        f"{args.clients} clients (kept-alive HTTP/1.1, {args.processes} processes); both servers: "
+        f"gunicorn, {workers} workers x {threads} threads, keep-alive {keepalive} s "
+        "(bridge: `scim-bridge serve`, its gthread front door; hello-world: plain gthread)"
+    )
+    print(
+        "bridge: default settings, SQLite in a temporary directory unless --database-url; "
+        "per-caller rate limit raised (SCIM_BRIDGE_SERVER_RATE_LIMIT_PER_SECOND/_BURST)"
+    )
+    with temporary_directory("scim-bridge-load-") as temporary:
+        directory = Path(temporary)
+        hello = hello_case(directory, args)
+        runs: dict[float, list[Case]] = {}
+        for latency in latencies:
+            run_directory = directory / f"latency-{latency:g}"
+            run_directory.mkdir()
+            runs[latency] = bridge_cases(run_directory, latency, args)
+            print_cases(latency, hello, runs[latency])
+            sys.stdout.flush()
+    result = targets(hello, runs, args.clients)
+    result.print()
+    return 1 if args.check and result.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
