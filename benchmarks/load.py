@@ -72,6 +72,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--writes", type=int, default=1000, help="POSTs, and PATCHes, per case")
     parser.add_argument("--database-url", default=None, help="an EMPTY database; default: SQLite")
     parser.add_argument("--queue-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--idle-seconds", type=float, default=3.0, help="idle bridge measured, to take its rate out"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if a target fails")
     return parser.parse_args()
 
@@ -98,7 +101,7 @@ def bridge_cases(directory: Path, latency: float, args: argparse.Namespace) -> l
     )
     try:
         bridge.start()
-        idle = IdleRates.measure(bridge)
+        idle = IdleRates.measure(bridge, args.idle_seconds)
         status, group = bridge.request("POST", "/scim/v2/Groups", entra_group(SCIM_GROUP, "g-1"))
         if status != 201:
             raise SystemExit(f"POST /Groups answered {status}: {group}")
