@@ -2,11 +2,13 @@
 
     pip install . && python benchmarks/load.py [--clients 16] [--latencies 0,100]
                                                [--get-requests 3000] [--writes 1000]
-                                               [--database-url URL] [--check]
+                                               [--database-url URL] [--idle-seconds 3]
+                                               [--check]
 
-For each GitLab latency (the double, in its own process, waits that long on every call), a fresh
-`scim-bridge serve` (default settings, SQLite in a temporary directory; the per-caller rate limit
-raised, or a filter GET at 16 clients measures the limiter) answers, in order:
+One `scim-bridge serve` (default settings, SQLite in a temporary directory; the per-caller rate
+limit raised, or a filter GET at 16 clients measures the limiter) talks to the GitLab double (its
+own process). For each GitLab latency (the double waits that long on every call) it answers, in
+order, with users and a mapped group of that latency's own:
 
 - POST /Users (`--writes` users, after a warm-up of 2 per client);
 - GET /Users?filter=userName eq "..." over those users (`--get-requests`);
@@ -50,8 +52,6 @@ from harness import run_load
 from harness import scim_request
 from harness import temporary_directory
 
-GITLAB_GROUP = "acme/engineering"
-SCIM_GROUP = "Bench Developers"
 TARGET_GET_RATIO = 0.5
 TARGET_WRITE_RATE = 25.0
 TARGET_OK = 0.99
@@ -90,19 +90,38 @@ def hello_case(directory: Path, args: argparse.Namespace) -> LoadResult:
         app.stop()
 
 
-def bridge_cases(directory: Path, latency: float, args: argparse.Namespace) -> list[Case]:
-    """POST, GET filter and PATCH on a fresh bridge against a double at ``latency`` ms."""
-    double = Double(latency, groups=["acme", GITLAB_GROUP])
-    bridge = BridgeServer(
-        directory,
-        double,
-        database_url=args.database_url,
-        rules=[(SCIM_GROUP, GITLAB_GROUP, "developer")],
-    )
-    try:
-        bridge.start()
-        idle = IdleRates.measure(bridge, args.idle_seconds)
-        status, group = bridge.request("POST", "/scim/v2/Groups", entra_group(SCIM_GROUP, "g-1"))
+class BridgeCases:
+    """One bridge and one double for every latency: the latency is the double's, set per run.
+
+    Each latency gets users and a mapped group of its own, so no run sees another's members.
+    """
+
+    def __init__(self, directory: Path, latencies: list[float], args: argparse.Namespace) -> None:
+        self.args = args
+        self.groups = {
+            latency: (f"Bench {latency:g} ms", f"acme/bench-{i}")
+            for i, latency in enumerate(latencies)
+        }
+        self.double = Double(latencies[0], groups=["acme", *(g for _, g in self.groups.values())])
+        self.bridge = BridgeServer(
+            directory,
+            self.double,
+            database_url=args.database_url,
+            rules=[(name, path, "developer") for name, path in self.groups.values()],
+        )
+        self.bridge.start()
+        self.idle = IdleRates.measure(self.bridge, args.idle_seconds)
+
+    def stop(self) -> None:
+        self.bridge.stop()
+        self.double.stop()
+
+    def run(self, latency: float) -> list[Case]:
+        """GET filter, POST and PATCH with every GitLab call taking ``latency`` ms."""
+        args, bridge = self.args, self.bridge
+        self.double.set_latency(latency)
+        name, _ = self.groups[latency]
+        status, group = bridge.request("POST", "/scim/v2/Groups", entra_group(name, f"g-{name}"))
         if status != 201:
             raise SystemExit(f"POST /Groups answered {status}: {group}")
         run = uuid.uuid4().hex[:6]
@@ -113,13 +132,11 @@ def bridge_cases(directory: Path, latency: float, args: argparse.Namespace) -> l
             )
             for i in range(warm + args.writes)
         ]
-        warm_up = run_load(
-            bridge.port, bridge.headers, posts[:warm], args.clients, args.processes, True
-        )
         common = {"clients": args.clients, "processes": args.processes}
+        warm_up = run_load(bridge.port, bridge.headers, posts[:warm], capture_ids=True, **common)
         post = measure(
             bridge,
-            idle,
+            self.idle,
             "POST /Users",
             posts[warm:],
             capture_ids=True,
@@ -131,26 +148,23 @@ def bridge_cases(directory: Path, latency: float, args: argparse.Namespace) -> l
             Request("GET", "/scim/v2/Users?filter=" + quote(f'userName eq "{name}"'))
             for name in (names[i % len(names)] for i in range(args.get_requests))
         ]
-        get = measure(bridge, idle, "GET ?filter=userName", gets, **common)
+        get = measure(bridge, self.idle, "GET ?filter=userName", gets, **common)
         patch_path = f"/scim/v2/Groups/{group['id']}"
 
         def patches(ids: list[str | None]) -> list[Request]:
             return [scim_request("PATCH", patch_path, add_members([i])) for i in ids if i]
 
         # The warm-up's users join first (not measured), then those of the measured POSTs.
-        run_load(bridge.port, bridge.headers, patches(warm_up.ids), args.clients, args.processes)
+        run_load(bridge.port, bridge.headers, patches(warm_up.ids), **common)
         patch = measure(
             bridge,
-            idle,
+            self.idle,
             "PATCH /Groups add-member",
             patches(post.load.ids),
             queue_timeout=args.queue_timeout,
             **common,
         )
         return [get, post, patch]
-    finally:
-        bridge.stop()
-        double.stop()
 
 
 def print_cases(latency: float, hello: LoadResult, cases: list[Case]) -> None:
@@ -276,12 +290,14 @@ def main() -> int:
         directory = Path(temporary)
         hello = hello_case(directory, args)
         runs: dict[float, list[Case]] = {}
-        for latency in latencies:
-            run_directory = directory / f"latency-{latency:g}"
-            run_directory.mkdir()
-            runs[latency] = bridge_cases(run_directory, latency, args)
-            print_cases(latency, hello, runs[latency])
-            sys.stdout.flush()
+        cases = BridgeCases(directory, latencies, args)
+        try:
+            for latency in latencies:
+                runs[latency] = cases.run(latency)
+                print_cases(latency, hello, runs[latency])
+                sys.stdout.flush()
+        finally:
+            cases.stop()
     result = targets(hello, runs, args.clients)
     result.print()
     return 1 if args.check and result.failed else 0
