@@ -266,6 +266,19 @@ class BridgeServer:
             start_new_session=True,
         )
         wait_http(self.port, "/healthz", "scim-bridge serve", self.log)
+        self.settle()
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Until the background worker's start-up GitLab calls (protected accounts) are made, so
+        no measurement counts them: some call counted, and no new one for a second."""
+        deadline = time.monotonic() + timeout
+        last = -1.0
+        while time.monotonic() < deadline:
+            calls = self.metrics().total(GITLAB_CALLS)
+            if calls > 0 and calls == last:
+                return
+            last = calls
+            time.sleep(1.0)
 
     def stop(self) -> None:
         stop_group(self.process)

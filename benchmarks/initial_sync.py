@@ -164,7 +164,6 @@ def main() -> int:
         )
         try:
             bridge.start()
-            time.sleep(2.0)  # the worker's start-up calls (protected accounts) are not the cycle's
             start = bridge.metrics()
             cpu_before = double.command("stats")["cpu_seconds"]
             common: dict[str, Any] = {"clients": args.clients, "processes": args.processes}
