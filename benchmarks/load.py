@@ -2,7 +2,7 @@
 
     pip install . && python benchmarks/load.py [--clients 16] [--latencies 0,100]
                                                [--get-requests 3000] [--writes 1000]
-                                               [--database-url URL] [--idle-seconds 3]
+                                               [--database-url URL] [--idle-seconds 5]
                                                [--check]
 
 One `scim-bridge serve` (default settings, SQLite in a temporary directory; the per-caller rate
@@ -73,7 +73,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--database-url", default=None, help="an EMPTY database; default: SQLite")
     parser.add_argument("--queue-timeout", type=float, default=600.0)
     parser.add_argument(
-        "--idle-seconds", type=float, default=3.0, help="idle bridge measured, to take its rate out"
+        "--idle-seconds", type=float, default=5.0, help="idle bridge measured, to take its rate out"
     )
     parser.add_argument("--check", action="store_true", help="exit 1 if a target fails")
     return parser.parse_args()
