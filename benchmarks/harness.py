@@ -46,6 +46,9 @@ RAISED_RATE_LIMIT = "100000"
 TRANSACTIONS = "scim_bridge_db_transactions_total"
 GITLAB_CALLS = "scim_bridge_gitlab_calls_total"
 GITLAB_SECONDS = "scim_bridge_gitlab_call_duration_seconds_sum"
+OWN_SETTINGS = frozenset(
+    f"SCIM_BRIDGE_{name}" for name in ("DATABASE_URL", "GITLAB_URL", "GITLAB_TOKEN", "CONFIG")
+)
 
 
 def free_port() -> int:
@@ -216,9 +219,9 @@ class BridgeServer:
         self.port = free_port()
         self.log = directory / "serve.log"
         self.database_url = database_url or f"sqlite:///{directory / 'bridge.db'}"
-        self.env = {
-            key: value for key, value in os.environ.items() if not key.startswith("SCIM_BRIDGE_")
-        }
+        # The caller's own SCIM_BRIDGE_* settings apply (as HelloApp.shape reads them), but for
+        # those the run sets: the database, GitLab, the config file.
+        self.env = {key: value for key, value in os.environ.items() if key not in OWN_SETTINGS}
         self.env["SCIM_BRIDGE_DATABASE_URL"] = self.database_url
         self.env["SCIM_BRIDGE_SERVER_RATE_LIMIT_PER_SECOND"] = RAISED_RATE_LIMIT
         self.env["SCIM_BRIDGE_SERVER_RATE_LIMIT_BURST"] = RAISED_RATE_LIMIT
@@ -267,6 +270,11 @@ class BridgeServer:
         )
         wait_http(self.port, "/healthz", "scim-bridge serve", self.log)
         self.settle()
+        inherited = sorted(
+            key for key in os.environ if key.startswith("SCIM_BRIDGE_") and key not in OWN_SETTINGS
+        )
+        if inherited:  # names only: a value may be a secret
+            print(f"settings from the environment: {', '.join(inherited)}", flush=True)
 
     def settle(self, timeout: float = 30.0) -> None:
         """Until the background worker's start-up GitLab calls (protected accounts) are made, so
@@ -327,7 +335,8 @@ class BridgeServer:
         deadline = time.monotonic() + timeout
         while True:
             scrape = self.metrics()
-            if scrape.total("scim_bridge_jobs_pending") == 0:
+            readable = scrape.total("scim_bridge_jobs_stats_ok") == 1
+            if readable and scrape.total("scim_bridge_jobs_pending") == 0:
                 return True, scrape
             if time.monotonic() > deadline:
                 return False, scrape
@@ -623,8 +632,8 @@ class Targets:
 
 
 def temporary_directory(prefix: str) -> Any:
-    """A temporary directory; kept (for the servers' logs) when SCIM_BRIDGE_BENCH_KEEP is set."""
-    if os.environ.get("SCIM_BRIDGE_BENCH_KEEP"):
+    """A temporary directory; kept (for the servers' logs) when SCIM_BENCH_KEEP is set."""
+    if os.environ.get("SCIM_BENCH_KEEP"):
         path = tempfile.mkdtemp(prefix=prefix)
         print(f"(keeping {path})", file=sys.stderr)
         return contextlib.nullcontext(path)
