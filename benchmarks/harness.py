@@ -424,8 +424,11 @@ class HelloApp:
         command = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread"]
         command += ["--workers", str(workers), "--threads", str(threads)]
         command += ["--keep-alive", str(keepalive), "--bind", f"127.0.0.1:{self.port}"]
-        # An access log line per request, as the bridge writes (to its log file here too).
+        # An access log line per request, as the bridge writes them (to a log file here too).
         command += ["--access-logfile", "-", "--access-logformat", gunicorn_conf.access_log_format]
+        logger = getattr(gunicorn_conf, "logger_class", None)  # JSON lines, unless text is asked
+        if logger is not None:
+            command += ["--logger-class", f"{logger.__module__}.{logger.__qualname__}"]
         command += ["--chdir", str(BENCHMARKS), "hello_app:app"]
         self.process = subprocess.Popen(
             command,
