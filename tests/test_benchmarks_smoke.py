@@ -21,6 +21,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 def run(script: str, *args: str) -> str:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SCIM_BRIDGE_")}
+    env["SCIM_BRIDGE_SERVER_WORKERS"] = "1"  # one gunicorn worker to start: the smoke is not timed
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],
         env=env,
