@@ -41,6 +41,11 @@ else:  # marshmallow 3's Field is not subscriptable
 
 DEFAULT_DATABASE_URL = "sqlite:///scim-bridge.db"
 MIN_RATE_LIMIT_PER_SECOND = 50.0
+# Threads per gunicorn process: a SCIM write waits on GitLab, so throughput is threads / latency
+# (Little's law). 32 lets one address (Entra) have 16 requests on threads in one process (half the
+# threads, [server] max_connections_per_address), so a burst of 16 writes each waiting ~0.5 s on
+# GitLab is not capped by threads even if every connection lands on the same process.
+DEFAULT_THREADS = 32
 # The audience of Entra's tokens for every non-gallery app (entra.md §3.2).
 ENTRA_NON_GALLERY_AUDIENCE = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
 ENTRA_JWKS_URL = "https://login.microsoftonline.com/common/discovery/keys"
@@ -160,6 +165,7 @@ class ServerSchema(_Section):
     host = fields.String(load_default="127.0.0.1")
     port = fields.Integer(load_default=8000, validate=validate.Range(min=0, max=65535))
     workers = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
+    threads = fields.Integer(load_default=DEFAULT_THREADS, validate=validate.Range(min=1, max=512))
     # Larger bodies are refused with 413 before they are read (Entra's largest is a PATCH of a
     # few hundred members: well under this).
     max_body_bytes = fields.Integer(
@@ -169,6 +175,8 @@ class ServerSchema(_Section):
     rate_limit_per_second = fields.Float(
         load_default=100.0, validate=validate.Range(min=MIN_RATE_LIMIT_PER_SECOND)
     )
+    # At least ``threads`` (checked by the loader): every thread may start a request of one caller
+    # at the same instant.
     rate_limit_burst = fields.Integer(load_default=200, validate=validate.Range(min=50))
     # How many proxies in front of the bridge set X-Forwarded-For/-Proto/-Host. Behind one
     # (docker-compose's nginx), 1: the caller's address then reaches the audit trail and the
