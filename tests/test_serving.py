@@ -52,7 +52,7 @@ def test_the_default_serve_runs_2_processes_of_32_threads(
     assert (option(command, "--workers"), option(command, "--threads")) == ("2", "32")
     assert "SCIM_BRIDGE_SERVER_THREADS" not in env
     assert "2 process(es) x 32 threads (one address: 16 on threads per process" in result.output
-    assert "per caller 100 requests/s per process, bursts of 200" in result.output
+    assert "per caller 1000 requests/s per process, bursts of 200" in result.output
 
 
 def test_threads_from_the_file_and_from_the_option(

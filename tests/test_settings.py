@@ -382,7 +382,7 @@ def test_every_default_is_pinned() -> None:
         "workers": 2,
         "threads": 32,
         "max_body_bytes": 1024 * 1024,
-        "rate_limit_per_second": 100.0,
+        "rate_limit_per_second": 1000.0,
         "rate_limit_burst": 200,
         "proxy_hops": 0,
         "trusted_proxies": (),
