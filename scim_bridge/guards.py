@@ -1,9 +1,14 @@
 """Guards in front of the endpoints: a per-caller rate limit (token buckets).
 
 Each gunicorn process keeps its own buckets, so the limit a caller meets is at least the configured
-rate (settings refuse less than 50/s: Entra sends 25 at most, entra.md §5), and at most that rate
-times the number of processes. That is enough to stop a runaway client or a credential-guessing
-loop without a shared store.
+rate and at most that rate times the number of processes. Microsoft sets no rate for non-gallery
+apps (Entra sends as fast as it is answered; gallery apps must hold 25/s, entra.md §2.6-2.7), and a
+429 can send Entra's job to quarantine, so the default sits above what one process can serve
+(``settings.schemas.DEFAULT_RATE_LIMIT_PER_SECOND``): a caller's requests reach the bucket only once
+on a thread, so a caller the process is keeping up with is never refused. What bounds a runaway
+client is the front door (``server.admission``: one address on half the threads at most, the rest
+waiting unread); a credential-guessing loop never reaches this limit, as only a verified caller
+spends from it (failed authentications have their own, per address: ``auth.authenticator``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
 """The gunicorn configuration, shared by ``scim-bridge serve``, the Dockerfile and the tests.
 
-Threads serve Entra's concurrent requests while one waits on GitLab; the timeout stays above the
-inline reconcile deadline (at most 55 s), and below Entra's 60 s limit for an answer. The worker is
-gthread with a front door (``scim_bridge.server.worker``): refusals wait for their release time
-without a thread, and one address can hold only ``[server] max_connections_per_address``.
+Threads serve Entra's concurrent requests while each waits on GitLab: a request holds its thread
+for the whole inline reconcile, so a process serves at most ``threads / latency`` requests a second
+(``[server] threads``, README "Sizing for your GitLab's latency"). The timeout stays above the inline
+reconcile deadline (at most 55 s), and below Entra's 60 s limit for an answer. The worker is gthread
+with a front door (``scim_bridge.server.worker``): refusals wait for their release time without a
+thread, and one address can hold only ``[server] max_connections_per_address``. gthread, not an
+event loop (gevent): the database drivers and python-gitlab block, and tens of threads are enough
+for tens of requests in flight.
 """
 
 import os
@@ -17,10 +21,13 @@ from scim_bridge.metrics import exposition
 from scim_bridge.server.proxies import TrustedProxies
 from scim_bridge.settings import load_settings
 
+# The file and the environment, as the app reads them: [server] workers and threads work from
+# either (``scim-bridge serve --workers/--threads`` pass theirs on as the environment).
+_server = load_settings().server
 bind = os.environ.get("SCIM_BRIDGE_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("SCIM_BRIDGE_SERVER_WORKERS", "2"))
+workers = _server.workers
 worker_class = "scim_bridge.server.worker.FrontDoorWorker"
-threads = int(os.environ.get("SCIM_BRIDGE_SERVER_THREADS", "8"))
+threads = _server.threads
 timeout = 90
 graceful_timeout = 20
 keepalive = 5
@@ -34,7 +41,7 @@ else:
 errorlog = "-"
 # gunicorn believes X-Forwarded-Proto from the same peers as the app: [server] trusted_proxies
 # (none by default). FORWARDED_ALLOW_IPS is not read: one list, so the two cannot disagree.
-_trusted = TrustedProxies(load_settings().server.trusted_proxies)
+_trusted = TrustedProxies(_server.trusted_proxies)
 forwarded_allow_ips = _trusted.gunicorn_list()
 # gunicorn's control socket lives at one fixed path per user; several instances on one host would
 # fight over it, and the bridge does not use it.

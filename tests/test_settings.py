@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from scim_bridge.server.admission import threads_per_address
 from scim_bridge.settings import GroupRule
 from scim_bridge.settings import GroupsSettings
 from scim_bridge.settings import SettingsError
@@ -379,8 +380,9 @@ def test_every_default_is_pinned() -> None:
         "host": "127.0.0.1",
         "port": 8000,
         "workers": 2,
+        "threads": 32,
         "max_body_bytes": 1024 * 1024,
-        "rate_limit_per_second": 100.0,
+        "rate_limit_per_second": 1000.0,
         "rate_limit_burst": 200,
         "proxy_hops": 0,
         "trusted_proxies": (),
@@ -530,6 +532,18 @@ proxy_hops = 1
             "[server]\nrate_limit_per_second = 10\n",
             "[server] rate_limit_per_second in {path}: Must be greater than or equal to 50.0.",
         ),
+        (
+            {"SCIM_BRIDGE_SERVER_THREADS": "0"},
+            None,
+            "SCIM_BRIDGE_SERVER_THREADS: Must be greater than or equal to 1 and less than or "
+            "equal to 512.",
+        ),
+        (
+            {},
+            "[server]\nthreads = 64\nrate_limit_burst = 50\n",
+            "[server] rate_limit_burst = 50 is below [server] threads = 64: a caller's requests "
+            "may start on every thread at once; raise rate_limit_burst to at least threads",
+        ),
         ({}, "[database]\nurl = ''\n", "[database] url in {path}: Shorter than minimum length 1."),
         (
             {},
@@ -612,3 +626,20 @@ def test_a_valid_environment_value_overrides_an_invalid_file_value(tmp_path: Pat
         load_settings({"SCIM_BRIDGE_CONFIG": path, "SCIM_BRIDGE_SERVER_PORT": "81"}).server.port
         == 81
     )
+
+
+def test_threads_come_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    """``[server] threads`` is the key; SCIM_BRIDGE_SERVER_THREADS, which gunicorn read, still works."""
+    path = write(tmp_path, "[server]\nthreads = 48\n")
+    assert load_settings({"SCIM_BRIDGE_CONFIG": path}).server.threads == 48
+    environ = {"SCIM_BRIDGE_CONFIG": path, "SCIM_BRIDGE_SERVER_THREADS": "8"}
+    assert load_settings(environ).server.threads == 8
+
+
+def test_the_default_serve_gives_one_address_16_requests_on_threads_per_process() -> None:
+    """Entra is one address: a 16-request burst fits on one process's threads (Little's law: 16
+    writes each waiting 0.5 s on GitLab are 32 a second), even if all land on the same process."""
+    server = load_settings({}).server
+    per_address = min(server.max_connections_per_address, threads_per_address(server.threads))
+    assert per_address >= 16
+    assert server.rate_limit_burst >= server.threads

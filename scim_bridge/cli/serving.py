@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -16,8 +17,10 @@ from scim_bridge import __version__
 from scim_bridge.bridge import Bridge
 from scim_bridge.cli.common import friendly
 from scim_bridge.cli.common import open_bridge
-from scim_bridge.cli.common import open_settings
+from scim_bridge.server.admission import threads_per_address
+from scim_bridge.settings import ENV_PREFIX
 from scim_bridge.settings import Settings
+from scim_bridge.settings import load_settings
 from scim_bridge.store.db import display_url
 
 
@@ -45,7 +48,20 @@ def _banner(settings: Settings, host: str, port: int, tokens: int, clients: int)
             f"  Database: {display_url(settings.database_url)}",  # the password as ***
             f"  GitLab: {target}",
             f"  Credentials: {credentials}",
+            f"  Serving: {_capacity(settings)}",
         ]
+    )
+
+
+def _capacity(settings: Settings) -> str:
+    """What bounds throughput (threads, each held while GitLab answers) and what refuses a caller."""
+    server = settings.server
+    per_address = min(server.max_connections_per_address, threads_per_address(server.threads))
+    return (
+        f"{server.workers} process(es) x {server.threads} threads (one address: {per_address} "
+        f"on threads per process, more wait their turn); per caller "
+        f"{server.rate_limit_per_second:g} requests/s per process, bursts of "
+        f"{server.rate_limit_burst}"
     )
 
 
@@ -53,10 +69,24 @@ def _banner(settings: Settings, host: str, port: int, tokens: int, clients: int)
 @click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default 8000).")
 @click.option("--workers", type=int, default=None, help="gunicorn worker processes (default 2).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads per worker process (default 32): requests each serves at once while GitLab "
+    "answers. Overrides [server] threads.",
+)
 @friendly
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
+def serve(host: str | None, port: int | None, workers: int | None, threads: int | None) -> None:
     """Run the SCIM endpoint under gunicorn, with the background worker."""
-    settings = open_settings()
+    # The options reach gunicorn_conf and every process's settings as the environment, so the
+    # front door's caps and the rate limit's checks see the threads gunicorn runs.
+    overrides = {
+        f"{ENV_PREFIX}SERVER_{name.upper()}": str(value)
+        for name, value in (("workers", workers), ("threads", threads))
+        if value is not None
+    }
+    settings = load_settings({**os.environ, **overrides})
     host = host or settings.server.host
     port = port if port is not None else settings.server.port
     bridge = Bridge(settings)  # applies migrations once, before any gunicorn worker starts
@@ -73,7 +103,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         "--bind",
         f"{host}:{port}",
         "--workers",
-        str(workers or settings.server.workers),
+        str(settings.server.workers),
+        "--threads",
+        str(settings.server.threads),
         "scim_bridge.app:create_app()",
     ]
     worker = [sys.executable, "-m", "scim_bridge", "worker"]
@@ -81,7 +113,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
     # gunicorn's workers and the background worker add up their metrics in one directory.
     with shared_directory() as env:
-        _supervise([gunicorn, worker], env)
+        _supervise([gunicorn, worker], {**env, **overrides})
 
 
 def _supervise(commands: list[list[str]], env: dict[str, str] | None = None) -> None:

@@ -17,6 +17,20 @@ from typing import TypeVar
 
 Conn = TypeVar("Conn")
 
+# Connections of one address that may wait for a place in service, per process, beyond those in
+# service; past it, new ones are closed as they are accepted. Several hundred keep a busy client
+# served (they wait, they are not refused) while one address cannot fill worker_connections.
+WAITING_PER_ADDRESS = 256
+
+
+def threads_per_address(threads: int) -> int:
+    """Half a process's threads at most for one address, so its slow requests cannot take them all.
+
+    Entra calls from one address: this (with ``max_connections_per_address``) is the concurrency a
+    process gives it, so the default threads are twice the concurrency Entra is sized for.
+    """
+    return max(1, threads // 2)
+
 
 def _less(counts: dict[str, int], key: str) -> None:
     count = counts.get(key, 0) - 1
@@ -27,6 +41,14 @@ def _less(counts: dict[str, int], key: str) -> None:
 
 
 class AddressGate(Generic[Conn]):
+    @classmethod
+    def for_process(cls, max_per_address: int, threads: int) -> AddressGate[Conn]:
+        """The gate of a process of ``threads`` threads: ``[server] max_connections_per_address``
+        in service, on at most half the threads, and a few hundred more waiting."""
+        return cls(
+            max_per_address, max_per_address + WAITING_PER_ADDRESS, threads_per_address(threads)
+        )
+
     def __init__(self, serving: int, open_: int, threads: int | None = None) -> None:
         self.serving_limit = serving
         self.threads_limit = min(serving, threads or serving)

@@ -47,11 +47,6 @@ if TYPE_CHECKING:
     from gunicorn.config import Config
     from gunicorn.http import Request
 
-# Connections of one address that may wait for a place in service, per process, beyond those in
-# service; past it, new ones are closed as they are accepted. Several hundred keep a busy client
-# served (they wait, they are not refused) while one address cannot fill worker_connections.
-WAITING_PER_ADDRESS = 256
-
 
 class Held:
     """An answer built and buffered, to be written at ``due``."""
@@ -139,9 +134,7 @@ class FrontDoorWorker(ThreadWorker):
         settings = load_settings()
         self.trusted = TrustedProxies(settings.server.trusted_proxies)
         limit = settings.server.max_connections_per_address
-        # Half the threads at most for one address, so its slow requests cannot take them all.
-        threads = max(1, self.cfg.threads // 2)
-        self.gate: AddressGate[Conn] = AddressGate(limit, limit + WAITING_PER_ADDRESS, threads)
+        self.gate: AddressGate[Conn] = AddressGate.for_process(limit, self.cfg.threads)
         self.releaser = Releaser(self._deliver, stopping=lambda: not self.alive)
         super().init_process()  # runs the worker: everything it uses exists before
 

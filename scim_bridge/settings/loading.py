@@ -65,6 +65,7 @@ def settings_from_toml(
         for section in SECTIONS
     }
     _require_trusted_proxies(loaded["server"])
+    _require_burst_for_threads(loaded["server"])
     database = loaded["database"]
     return Settings(
         database_url=database["url"],
@@ -183,6 +184,18 @@ def _require_trusted_proxies(server: ServerSettings) -> None:
         raise SettingsError(
             f"[server] proxy_hops = {server.proxy_hops} needs [server] trusted_proxies: the "
             "addresses (or CIDR blocks) of those proxies, whose X-Forwarded-* headers are believed"
+        )
+
+
+def _require_burst_for_threads(server: ServerSettings) -> None:
+    """Every thread of a process may start a request of the same caller at one instant (through a
+    trusted proxy, one caller can hold them all): a smaller burst would refuse requests the process
+    was serving anyway."""
+    if server.rate_limit_burst < server.threads:
+        raise SettingsError(
+            f"[server] rate_limit_burst = {server.rate_limit_burst} is below [server] threads = "
+            f"{server.threads}: a caller's requests may start on every thread at once; raise "
+            "rate_limit_burst to at least threads"
         )
 
 

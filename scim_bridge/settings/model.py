@@ -54,6 +54,7 @@ class ServerSettings:
     host: str
     port: int
     workers: int
+    threads: int
     max_body_bytes: int
     rate_limit_per_second: float
     rate_limit_burst: int

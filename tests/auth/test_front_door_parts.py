@@ -16,6 +16,7 @@ from scim_bridge.server import hold
 from scim_bridge.server.admission import AddressGate
 from scim_bridge.server.releaser import Releaser
 from scim_bridge.server.releaser import write_now
+from scim_bridge.settings import load_settings
 
 PATIENCE = 30.0  # how long a test waits for what must happen (never reached when it works)
 
@@ -67,6 +68,21 @@ def test_held_answers_keep_their_place_but_free_their_thread() -> None:
     assert gate.admit("a") == [], "four in service: a5 waits for a release"
     gate.leave("a", on_thread=False)  # a1 released
     assert gate.admit("a") == ["a5"]
+
+
+def test_a_default_process_gives_one_address_16_threads_and_queues_the_17th() -> None:
+    """Entra is one address: its 16-request burst runs at once in one process of the default serve
+    (32 threads, half for one address), the 17th waits, and another address still has threads."""
+    server = load_settings({}).server
+    gate: AddressGate[str] = AddressGate.for_process(
+        server.max_connections_per_address, server.threads
+    )
+    assert all(gate.enter("entra", f"e{n}") for n in range(16))
+    assert not gate.enter("entra", "e16")
+    assert gate.threads_count("entra") == 16 and gate.waiting_count("entra") == 1
+    assert gate.enter("portal", "p0")
+    small: AddressGate[str] = AddressGate.for_process(16, threads=8)
+    assert [small.enter("entra", f"e{n}") for n in range(5)] == [True] * 4 + [False]
 
 
 class Conn:

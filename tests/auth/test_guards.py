@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import statistics
 import time
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from sqlalchemy import update
 
 from scim_bridge import clock
 from scim_bridge.guards import RateLimiter
+from scim_bridge.server.admission import threads_per_address
+from scim_bridge.settings import load_settings
 from scim_bridge.store.schema import api_tokens
 from scim_bridge.store.schema import oauth_access_tokens
 from tests.conftest import BridgeUnderTest
@@ -71,7 +74,7 @@ def test_a_burst_past_the_limit_is_429_with_retry_after(make_bridge: Any) -> Non
 
 
 def test_below_50_requests_a_second_nothing_is_throttled(make_bridge: Any) -> None:
-    """Entra sends at most 25/s; paced at 45/s for 3 s, the lowest limit never answers 429."""
+    """Gallery apps must hold 25/s; paced at 45/s for 3 s, the lowest limit never answers 429."""
     bridge = minimal_limit(make_bridge)
     started = time.monotonic()
     statuses = []
@@ -98,6 +101,96 @@ def test_the_limiter_admits_any_steady_rate_below_its_own(rate: float) -> None:
         limiter.take("entra")
     wait = limiter.take("entra")
     assert wait is not None and 0 < wait <= 1 / rate + 1e-9
+
+
+def serve_closed_loop(
+    limiter: RateLimiter,
+    now: list[float],
+    *,
+    clients: int,
+    on_threads: int,
+    cpu: float,
+    waits: list[float],
+    seconds: float,
+) -> tuple[int, int]:
+    """One process serving one caller's ``clients`` connections on a simulated clock (``now``).
+
+    Each client sends its next request when the last is answered; ``on_threads`` of them are served
+    at once (the front door keeps the rest waiting, unread); a request takes the limiter's token when
+    it reaches a thread, then ``cpu`` seconds on the process's one core (its GIL: one request at a
+    time), then a wait on GitLab from ``waits`` (cycled). Returns (served, refused).
+    """
+    events: list[tuple[float, int, str]] = [(0.0, client, "send") for client in range(clients)]
+    heapq.heapify(events)
+    waiting: list[int] = []
+    busy = 0
+    core_free = 0.0
+    served = refused = 0
+    wait_at = 0
+    while events:
+        at, client, what = heapq.heappop(events)
+        if at > seconds:
+            break
+        now[0] = at
+        if what == "done":
+            busy -= 1
+            served += 1
+            waiting.append(client)  # it sends its next request at once
+        else:
+            waiting.append(client)
+        while waiting and busy < on_threads:
+            ready = waiting.pop(0)
+            if limiter.take("entra") is not None:
+                refused += 1
+                heapq.heappush(events, (at + 1.0, ready, "send"))  # Retry-After
+                continue
+            busy += 1
+            core_free = max(core_free, at) + cpu
+            heapq.heappush(events, (core_free + waits[wait_at % len(waits)], ready, "done"))
+            wait_at += 1
+    return served, refused
+
+
+# GitLab waits of an Entra burst: from none (a filter GET the store answers) to half a second.
+WAITS = [0.0, 0.0, 0.1, 0.3, 0.5, 0.0, 0.2, 0.45]
+
+
+@pytest.mark.parametrize("waits", [[0.0], WAITS], ids=["cpu-bound", "gitlab-bound"])
+def test_on_default_settings_16_clients_at_the_bridges_capacity_meet_no_429(
+    waits: list[float],
+) -> None:
+    """The default limit is above what a process can serve one caller, so Entra is never refused
+    by a bridge that could have served it. The process simulated here is the fastest the default
+    allows for: one request per millisecond of CPU (measured: 3 ms for the cheapest authenticated
+    request, 9 ms for a filter GET), 16 connections on the default serve's threads."""
+    server = load_settings({}).server
+    now = [0.0]
+    limiter = RateLimiter(
+        server.rate_limit_per_second, server.rate_limit_burst, monotonic=lambda: now[0]
+    )
+    on_threads = min(server.max_connections_per_address, threads_per_address(server.threads))
+    served, refused = serve_closed_loop(
+        limiter,
+        now,
+        clients=16,
+        on_threads=on_threads,
+        cpu=1 / server.rate_limit_per_second,
+        waits=waits,
+        seconds=30.0,
+    )
+    assert refused == 0
+    assert served > 30 * 16 / 0.5  # the simulation did serve at capacity, not trickle
+
+
+def test_a_caller_served_faster_than_the_limit_is_refused() -> None:
+    """The same simulation has teeth: a process twice as fast as the limit meets 429s."""
+    now = [0.0]
+    limiter = RateLimiter(1000.0, 200, monotonic=lambda: now[0])
+    served, refused = serve_closed_loop(
+        limiter, now, clients=16, on_threads=16, cpu=0.0005, waits=[0.0], seconds=5.0
+    )
+    assert refused > 0
+    assert served <= 5 * 1000 + 200 + 16
 
 
 def test_an_address_that_keeps_failing_is_throttled(make_bridge: Any) -> None:
