@@ -71,3 +71,8 @@ def conflict_field(message: str) -> ConflictField | None:
     if lowered.startswith("username has already been taken"):
         return "username"
     return None
+
+
+def group_missing(error: NotFoundError) -> bool:
+    """GitLab's `404 Group Not Found`, as opposed to a missing user or member of the group."""
+    return "group" in error.message.lower()
