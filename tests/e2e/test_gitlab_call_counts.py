@@ -76,6 +76,25 @@ def levels(gitlab: Any) -> dict[int, int]:
     return {m["user_id"]: m["access_level"] for m in gitlab.members("acme/engineering")}
 
 
+def test_a_new_person_is_one_call_the_create(bridge: Any, acme: Any) -> None:
+    acme.clear_requests()
+    create_user(bridge, acme, "jane")
+    # The process's first run also resolves the protected accounts to ids, once.
+    protection = [
+        (r.method, r.path, r.query)
+        for r in acme.requests
+        if r.path != "/api/v4/users" or r.method == "GET"
+    ]
+    assert protection == [
+        ("GET", "/api/v4/users", {"admins": "true", "per_page": "100"}),
+        ("GET", "/api/v4/users", {"username": "root", "per_page": "100"}),
+    ]
+    assert calls(acme)[-1] == "POST /api/v4/users"
+    acme.clear_requests()
+    create_user(bridge, acme, "bob")
+    assert calls(acme) == ["POST /api/v4/users"]
+
+
 def test_one_member_added_to_a_settled_group_is_one_lookup_and_one_add(
     bridge: Any, acme: Any
 ) -> None:
