@@ -219,14 +219,21 @@ class AccountFinder:
         if not self.gitlab.dry_run:
             marked = link.with_(create_started_at=self.links.mark_create_started(link.user_id))
         try:
-            return self._post(desired, marked, protection, deadline), CREATED, marked
+            return self._post(desired, protection, deadline), CREATED, marked
         except (_Taken, Rejected):
             if marked is not link:
-                self.links.save(link)  # GitLab's final word: nothing was created
+                self._unmark(link)
             raise
 
+    def _unmark(self, link: UserLink) -> None:
+        """GitLab's final word, nothing was created: the stored link gets back the mark it had
+        before this attempt, and keeps everything else."""
+        stored = self.links.get(link.user_id)
+        if stored is not None:
+            self.links.save(stored.with_(create_started_at=link.create_started_at))
+
     def _post(
-        self, desired: DesiredAccount, link: UserLink, protection: Protection, deadline: Deadline
+        self, desired: DesiredAccount, protection: Protection, deadline: Deadline
     ) -> GitLabUser:
         """``POST /users`` with each free username candidate in turn."""
         assert desired.email is not None
