@@ -63,7 +63,8 @@ class GroupsApi(Protocol):
     """`/groups` (gitlab.md §1.9)."""
 
     def get(self, id_or_path: int | str) -> GitLabGroup:
-        """404 → NotFoundError."""
+        """404 → NotFoundError. The real client answers a full path it resolved before without
+        a call, until GitLab answers 404 for that path or for a call on its id."""
         ...
 
     def find(self, full_path: str) -> GitLabGroup | None: ...

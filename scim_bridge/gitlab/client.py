@@ -6,6 +6,7 @@ from typing import Any
 
 from scim_bridge.gitlab import endpoints
 from scim_bridge.gitlab.api import GitLabApi
+from scim_bridge.gitlab.group_ids import GroupIds
 from scim_bridge.gitlab.groups import GroupManager
 from scim_bridge.gitlab.members import MemberManager
 from scim_bridge.gitlab.transport import OnCall
@@ -19,7 +20,8 @@ class GitLab:
     """Real calls through python-gitlab; safe to share between threads (one session each).
 
     Every HTTP call is reported to `on_call` as a CallRecord; the token never appears in
-    records, logs or error messages.
+    records, logs or error messages. Group ids found by path are kept (`GroupIds`) for the
+    client's life, so hold one client per process.
     """
 
     dry_run: bool = False
@@ -34,8 +36,10 @@ class GitLab:
     ) -> None:
         self._transport = Transport(url, token, timeout=timeout, on_call=on_call)
         self.users = UserManager(self._transport)
-        self.groups = GroupManager(self._transport)
-        self.members = MemberManager(self._transport)
+        # One cache of group ids per client, and the bridge holds one client per process.
+        group_ids = GroupIds()
+        self.groups = GroupManager(self._transport, group_ids)
+        self.members = MemberManager(self._transport, group_ids)
 
     @property
     def url(self) -> str:

@@ -71,3 +71,15 @@ def conflict_field(message: str) -> ConflictField | None:
     if lowered.startswith("username has already been taken"):
         return "username"
     return None
+
+
+def group_missing(error: NotFoundError) -> bool:
+    """GitLab's `404 Group Not Found`, as opposed to a missing user or member of the group."""
+    return "group" in error.message.lower()
+
+
+def identity_taken(error: InvalidError) -> bool:
+    """`POST /users` refused because another account holds the (provider, extern_uid) identity:
+    GitLab validates the identity it builds with the user and, when the email and username are
+    free, answers 400 `{"message": {"identities.extern_uid": ["has already been taken"]}}`."""
+    return any(field.split(".")[0] == "identities" for field in error.errors)

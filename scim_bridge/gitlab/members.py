@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from scim_bridge.gitlab import endpoints
+from scim_bridge.gitlab.endpoints import Request
 from scim_bridge.gitlab.errors import ConflictError
 from scim_bridge.gitlab.errors import InvalidError
 from scim_bridge.gitlab.errors import NotFoundError
+from scim_bridge.gitlab.errors import group_missing
+from scim_bridge.gitlab.group_ids import GroupIds
 from scim_bridge.gitlab.transport import Transport
 from scim_bridge.gitlab.transport import as_dict
 from scim_bridge.gitlab.types import Member
@@ -27,8 +32,9 @@ def batches(user_ids: list[int]) -> list[list[int]]:
 class MemberManager:
     """`/groups/:id/members`. Every method raises only `scim_bridge.gitlab.errors` errors."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, group_ids: GroupIds | None = None) -> None:
         self._t = transport
+        self._group_ids = group_ids if group_ids is not None else GroupIds()
 
     def list_direct(self, group_id: int, user_ids: list[int] | None = None) -> list[Member]:
         """Direct members (all pages); `user_ids` narrows the answer, 100 ids per call."""
@@ -50,13 +56,15 @@ class MemberManager:
             if len(batch) == 1:
                 self._add_one(group_id, batch[0], access_level)
                 continue
-            answer = as_dict(self._t.send(endpoints.add_members(group_id, batch, access_level)))
+            answer = as_dict(
+                self._send(group_id, endpoints.add_members(group_id, batch, access_level))
+            )
             if answer.get("status") == "error":
                 raise InvalidError(str(answer.get("message", "member add failed")), status=201)
 
     def update(self, group_id: int, user_id: int, access_level: int) -> None:
         """`PUT /groups/:id/members/:user_id`; 404 when not a direct member."""
-        self._t.send(endpoints.edit_member(group_id, user_id, access_level))
+        self._send(group_id, endpoints.edit_member(group_id, user_id, access_level))
 
     def remove(self, group_id: int, user_id: int) -> None:
         """`DELETE /groups/:id/members/:user_id`; a member already gone is success.
@@ -65,14 +73,14 @@ class MemberManager:
         with `retry_after`. A missing *group* is still NotFoundError.
         """
         try:
-            self._t.send(endpoints.remove_member(group_id, user_id))
+            self._send(group_id, endpoints.remove_member(group_id, user_id))
         except NotFoundError as error:
-            if "group" in error.message.lower():
+            if group_missing(error):
                 raise
 
     def _add_one(self, group_id: int, user_id: int, access_level: int) -> None:
         try:
-            self._t.send(endpoints.add_members(group_id, [user_id], access_level))
+            self._send(group_id, endpoints.add_members(group_id, [user_id], access_level))
         except ConflictError:
             self.update(group_id, user_id, access_level)
 
@@ -86,6 +94,27 @@ class MemberManager:
             ]
         members: list[Member] = []
         for request in calls:
-            rows = self._t.rows(request, get_all=True)
+            rows = self._rows(group_id, request)
             members.extend(Member.from_api(row) for row in rows)
         return members
+
+    # A 404 naming the group means its id is stale (deleted, or transferred away): the path
+    # that led to it must be resolved again next time.
+
+    def _send(self, group_id: int, request: Request) -> Any:
+        try:
+            return self._t.send(request)
+        except NotFoundError as error:
+            self._forget_if_gone(group_id, error)
+            raise
+
+    def _rows(self, group_id: int, request: Request) -> list[dict[str, Any]]:
+        try:
+            return self._t.rows(request, get_all=True)
+        except NotFoundError as error:
+            self._forget_if_gone(group_id, error)
+            raise
+
+    def _forget_if_gone(self, group_id: int, error: NotFoundError) -> None:
+        if group_missing(error):
+            self._group_ids.forget_id(group_id)

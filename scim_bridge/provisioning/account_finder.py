@@ -1,10 +1,16 @@
-"""The GitLab account for a SCIM user with none linked: found, adopted, or created.
+"""The GitLab account for a SCIM user with none linked: created, or found and adopted.
 
-An account is looked up by its identity (``extern_uid``) before one is created, so a create that
-reached GitLab but whose answer was lost is found, not repeated (and recognised as the bridge's own
-by the link's ``create_started_at``). An account found by identity or email is adopted only when
-the ownership rules allow it (``ownership.adoption_refusal``); otherwise the run is rejected with
-the reason. A new account's username is the first free candidate (``usernames.candidates``).
+A SCIM user with no create in progress is created at once (one ``POST /users``, the floor):
+GitLab itself refuses a second account for a taken email (409, primary or secondary) or a taken
+identity (400 ``identities.extern_uid``), and only then are the accounts looked up, by identity and
+then by email, and the one found adopted when the ownership rules allow it
+(``ownership.adoption_refusal``); otherwise the run is rejected with the reason. The direct create
+therefore never reaches an existing account: it makes a new one, or GitLab refuses it and the
+rules decide exactly as if the lookups had come first.
+
+A create that may have reached GitLab before (``create_started_at`` on the link: its answer was
+lost) looks up by identity first, so the account is found, not made twice, and recognised as the
+bridge's own. A new account's username is the first free candidate (``usernames.candidates``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from datetime import timedelta
 from scim_bridge.gitlab.api import GitLabApi
 from scim_bridge.gitlab.errors import ConflictError
 from scim_bridge.gitlab.errors import InvalidError
+from scim_bridge.gitlab.errors import identity_taken
 from scim_bridge.gitlab.types import GitLabUser
 from scim_bridge.provisioning.accounts import DesiredAccount
 from scim_bridge.provisioning.ownership import ADMIN_REASON
@@ -73,19 +80,15 @@ class AccountFinder:
                 tell_client=False,
             )
         account: GitLabUser | None = None
-        found_by = ""
-        if desired.extern_uid:
-            deadline.check()
-            account = self.gitlab.users.find_by_identity(self.provider, desired.extern_uid)
-            found_by = f"the {self.provider} identity {desired.extern_uid}"
-        if account is None and self.settings.link_existing == "email":
-            deadline.check()
-            account = self.gitlab.users.find_by_email(desired.email)
-            found_by = f"the email {desired.email}"
-        if account is not None:
-            origin = self._origin_of_found(desired, link, account, protection, found_by, deadline)
-        else:
-            account, origin, link = self._create(desired, link, protection, deadline)
+        if link.create_started_at is not None:
+            # A create was begun before and its answer may have been lost: find it, not repeat it.
+            account, found_by = self._look_up(desired, deadline)
+            if account is not None:
+                origin = self._origin_of_found(
+                    desired, link, account, protection, found_by, deadline
+                )
+        if account is None:
+            account, origin, link = self._create_or_adopt(desired, link, protection, deadline)
         outcome.actions.append(f"{origin} account {account.username} (id {account.id})")
         link = link.with_(
             gitlab_user_id=account.id,
@@ -96,6 +99,38 @@ class AccountFinder:
         )
         return account, link
 
+    def _create_or_adopt(
+        self, desired: DesiredAccount, link: UserLink, protection: Protection, deadline: Deadline
+    ) -> tuple[GitLabUser, str, UserLink]:
+        """Create; only if GitLab refuses (email or identity taken), look up and adopt."""
+        try:
+            return self._create(desired, link, protection, deadline)
+        except _Taken as taken:
+            # GitLab made no account: whatever holds the email or identity is someone else's, so
+            # the rules decide on the link as it was, without this attempt's mark.
+            account, found_by = self._look_up(desired, deadline)
+            if account is None:  # e.g. the address is another account's secondary email
+                raise Rejected("conflict", taken.reason) from taken.error
+            origin = self._origin_of_found(desired, link, account, protection, found_by, deadline)
+            return account, origin, link
+
+    def _look_up(
+        self, desired: DesiredAccount, deadline: Deadline
+    ) -> tuple[GitLabUser | None, str]:
+        """The account holding the user's identity, else (``link_existing = "email"``) the one
+        whose primary email is the user's, and how it was found."""
+        if desired.extern_uid:
+            deadline.check()
+            account = self.gitlab.users.find_by_identity(self.provider, desired.extern_uid)
+            if account is not None:
+                return account, f"the {self.provider} identity {desired.extern_uid}"
+        if self.settings.link_existing == "email" and desired.email is not None:
+            deadline.check()
+            account = self.gitlab.users.find_by_email(desired.email)
+            if account is not None:
+                return account, f"the email {desired.email}"
+        return None, ""
+
     def _origin_of_found(
         self,
         desired: DesiredAccount,
@@ -105,11 +140,16 @@ class AccountFinder:
         found_by: str,
         deadline: Deadline,
     ) -> str:
-        """``created`` or ``adopted`` for an account that exists already; raises when refused."""
-        if self._created_by_bridge(desired, link, account):
-            return CREATED
+        """``created`` or ``adopted`` for an account that exists already; raises when refused.
+
+        The refusals that protect accounts (admin, protected, machine, another SCIM user's,
+        another identity) hold even for an account that looks like this user's own lost create:
+        the create is attempted without a lookup first, so an account made shortly before it
+        (within ``CLOCK_SKEW``) could otherwise pass for the bridge's.
+        """
+        ours = self._created_by_bridge(desired, link, account)
         who = f"the GitLab account {account.username!r} with {found_by}"
-        if self.settings.link_existing != "email":
+        if not ours and self.settings.link_existing != "email":
             raise Rejected(
                 "conflict",
                 f'{who} exists already, and [users] link_existing = "never" adopts no existing '
@@ -133,12 +173,14 @@ class AccountFinder:
             linkable = refusal in (ADMIN_REASON, PROTECTED_REASON)
             hint = f"; {link_hint(desired.user_name, account.username)}" if linkable else ""
             raise Rejected("conflict", f"{who} is {refusal}{hint}")
-        if (
+        if ours or (
             holder is not None
             and holder.origin == CREATED
             and self._same_identity(desired, account)
         ):
-            return CREATED  # the same person's account, made by the bridge for an earlier SCIM user
+            # This user's own create whose answer was lost, or the same person's account made
+            # by the bridge for an earlier SCIM user.
+            return CREATED
         return ADOPTED
 
     def _created_by_bridge(
@@ -169,37 +211,63 @@ class AccountFinder:
     def _create(
         self, desired: DesiredAccount, link: UserLink, protection: Protection, deadline: Deadline
     ) -> tuple[GitLabUser, str, UserLink]:
-        """A new account (``created``), or the one that took the email meanwhile (``adopted``)."""
+        """A new account (``created``). Raises :class:`_Taken` when GitLab refuses it because the
+        email or the identity is taken: then no account was made, and the mark this attempt wrote
+        is taken back, so it can never vouch later for an account the bridge did not make."""
         assert desired.email is not None
+        marked = link
         if not self.gitlab.dry_run:
-            link = link.with_(create_started_at=self.links.mark_create_started(link.user_id))
+            marked = link.with_(create_started_at=self.links.mark_create_started(link.user_id))
+        try:
+            return self._post(desired, protection, deadline), CREATED, marked
+        except (_Taken, Rejected):
+            if marked is not link:
+                self._unmark(link)
+            raise
+
+    def _unmark(self, link: UserLink) -> None:
+        """GitLab's final word, nothing was created: the stored link gets back the mark it had
+        before this attempt, and keeps everything else."""
+        stored = self.links.get(link.user_id)
+        if stored is not None:
+            self.links.save(stored.with_(create_started_at=link.create_started_at))
+
+    def _post(
+        self, desired: DesiredAccount, protection: Protection, deadline: Deadline
+    ) -> GitLabUser:
+        """``POST /users`` with each free username candidate in turn."""
+        assert desired.email is not None
         for username in candidates(desired.user_name):
             if protection.reserved(username):
                 continue  # a protected name takes a suffix, like a taken one
             deadline.check()
             try:
-                created = self.gitlab.users.create(
+                return self.gitlab.users.create(
                     username=username,
                     email=desired.email,
                     name=desired.name,
                     provider=self.provider if desired.extern_uid else None,
                     extern_uid=desired.extern_uid,
                 )
-                return created, CREATED, link
             except ConflictError as error:
                 if error.field == "username":
                     continue
-                if error.field == "email" and self.settings.link_existing == "email":
-                    # Taken between our lookup and the create (or as a secondary email).
-                    found = self.gitlab.users.find_by_email(desired.email)
-                    if found is not None:
-                        origin = self._origin_of_found(
-                            desired, link, found, protection, f"the email {desired.email}", deadline
-                        )
-                        return found, origin, link
-                raise Rejected("conflict", f"GitLab: {error.message} ({desired.email})") from error
+                raise _Taken(error, f"GitLab: {error.message} ({desired.email})") from error
             except InvalidError as error:
+                if identity_taken(error):
+                    raise _Taken(
+                        error, f"GitLab: the {self.provider} identity {desired.extern_uid} is taken"
+                    ) from error
                 if "username" in error.errors:
                     continue  # reserved, or the path of a group: the next suffix may pass
                 raise Rejected("invalid", f"GitLab refused the account: {error.message}") from error
         raise Rejected("conflict", f"no free GitLab username for {desired.user_name!r}")
+
+
+class _Taken(Exception):
+    """GitLab refused a new account: its email or its identity belongs to an account already."""
+
+    def __init__(self, error: ConflictError | InvalidError, reason: str) -> None:
+        super().__init__(reason)
+        self.error = error
+        self.reason = reason

@@ -9,7 +9,12 @@
    changes go out batched per level (100 users per call); removals one by one until GitLab's
    60-per-minute limit answers 429, then the rest waits for ``Retry-After``.
 
-Work is per marked user, so adding one member to a group of 50,000 costs one user's worth.
+Work is per marked user, so adding one member to a group of 50,000 costs one user's worth: the
+group is never listed, only the marked users' memberships are looked up (``user_ids``, 100 per
+call), and a new member costs one lookup and its share of one add. No run needs the whole group:
+step 1 marks every member whose grant may have changed (a group mapped for the first time, a rule
+changed, a member added or removed), and what other memberships the group holds is not the
+bridge's to touch. (The drift report, ``drift.py``, looks at every user the store knows instead.)
 
 Each batch of users writes one ``reconcile.memberships`` audit event that names every user whose
 membership it changed, by SCIM id and GitLab user id (:class:`BatchReport`), as soon as GitLab has
@@ -30,6 +35,8 @@ from scim_bridge.gitlab.access import LEVEL_NAMES
 from scim_bridge.gitlab.access import access_level_name
 from scim_bridge.gitlab.api import GitLabApi
 from scim_bridge.gitlab.errors import InvalidError
+from scim_bridge.gitlab.errors import NotFoundError
+from scim_bridge.gitlab.errors import group_missing
 from scim_bridge.gitlab.members import chunks as member_chunks
 from scim_bridge.gitlab.types import GitLabGroup
 from scim_bridge.provisioning.access_plan import Decision
@@ -144,6 +151,7 @@ class GitLabGroupReconciler:
         outcome = Outcome()
         with gitlab_trouble_is_retry():
             group: GitLabGroup | None = None
+            resolved_again = False
             while True:
                 batch = self.memberships.marked(path, BATCH_USERS)
                 if not batch:
@@ -151,7 +159,17 @@ class GitLabGroupReconciler:
                 if group is None:
                     deadline.check()
                     group = self._group(path, deadline)
-                self._apply(path, group, batch, deadline, outcome)
+                try:
+                    self._apply(path, group, batch, deadline, outcome)
+                except NotFoundError as error:
+                    # The id the path led to is gone (the group deleted, or moved away, since
+                    # GitLab resolved the path): resolve it once more; the marks are still there.
+                    if resolved_again or not group_missing(error):
+                        raise
+                    log.info(
+                        "GitLab group %s (id %s) answered 404; resolving it again", path, group.id
+                    )
+                    group, resolved_again = None, True
         return outcome
 
     def _group(self, path: str, deadline: Deadline) -> GitLabGroup:
@@ -180,18 +198,7 @@ class GitLabGroupReconciler:
         users = list(marked)
         state = self.memberships.of_users(path, users)
         levels, accounts, managed = state.levels, state.accounts, state.managed
-        ids = list(dict.fromkeys(accounts.values()))
-        direct: dict[int, int] = {}
-        effective: dict[int, int] = {}
-        if ids and not self.gitlab.dry_run:
-            deadline.check()
-            direct = {
-                m.user_id: m.access_level for m in self.gitlab.members.list_direct(group.id, ids)
-            }
-            deadline.check()
-            effective = {
-                m.user_id: m.access_level for m in self.gitlab.members.list_all(group.id, ids)
-            }
+        direct, effective = self._levels(group, list(dict.fromkeys(accounts.values())), deadline)
         wanted: dict[int, int] = defaultdict(int)  # two SCIM users may share one account
         scim_ids: dict[int, list[str]] = defaultdict(list)
         for user_id, account in accounts.items():
@@ -220,6 +227,29 @@ class GitLabGroupReconciler:
                     self.audit("reconcile.memberships", path, report.detail(self.gitlab.dry_run))
             finally:
                 self._save(path, {a: decisions[a] for a in done}, settled)
+
+    def _levels(
+        self, group: GitLabGroup, ids: list[int], deadline: Deadline
+    ) -> tuple[dict[int, int], dict[int, int]]:
+        """The direct and the effective level of each of ``ids`` that GitLab has, looked up by
+        ``user_ids`` (100 per call): the group itself is never listed, whatever its size.
+
+        ``/members/all`` first: a user it does not report has no membership at all, direct or
+        inherited, which settles the common case (a new member) in one lookup. Only the users it
+        reports are looked up in ``/members``, since the level it gives may be inherited, and
+        only a direct level may be changed, removed or remembered as found in place.
+        """
+        if not ids or self.gitlab.dry_run:
+            return {}, {}
+        deadline.check()
+        effective = {m.user_id: m.access_level for m in self.gitlab.members.list_all(group.id, ids)}
+        present = [account for account in ids if account in effective]
+        direct: dict[int, int] = {}
+        if present:
+            deadline.check()
+            listed = self.gitlab.members.list_direct(group.id, present)
+            direct = {m.user_id: m.access_level for m in listed}
+        return direct, effective
 
     def _execute(
         self,

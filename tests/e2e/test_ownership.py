@@ -45,7 +45,15 @@ def writes_to(gitlab: Any, user_id: int) -> list[str]:
 
 
 def gitlab_writes(gitlab: Any) -> list[str]:
-    return [f"{r.method} {r.path}" for r in gitlab.requests if r.method != "GET"]
+    """Writes GitLab carried out; a create it refused (the email or identity is taken) is not one,
+    and :func:`refused_creates` accounts for those."""
+    return [f"{r.method} {r.path}" for r in gitlab.requests if r.method != "GET" and r.status < 400]
+
+
+def refused_creates(gitlab: Any) -> list[int]:
+    """The statuses of every `POST /users`: the bridge creates first, GitLab refuses a taken
+    email (409) or identity (400), and then the ownership rules decide."""
+    return [r.status for r in gitlab.calls("POST", "/api/v4/users")]
 
 
 class Untouched:
@@ -106,6 +114,8 @@ def test_an_admin_with_the_same_email_is_refused_and_untouched(
     bridge.run_worker()
     untouched.check()
     assert gitlab_writes(gitlab) == [], "nothing at all was written to GitLab"
+    assert refused_creates(gitlab) == [409] * len(refused_creates(gitlab)) != []
+    assert len(gitlab.users()) == 2, "root and the admin: no second account"
 
 
 def test_root_itself_is_refused(live: Any, gitlab: Any) -> None:
@@ -126,6 +136,7 @@ def test_bots_internal_and_service_accounts_are_never_adopted(
     refused(response, "a bot, internal or service account")
     untouched.check()
     assert gitlab_writes(gitlab) == []
+    assert refused_creates(gitlab) == [409]
 
 
 def test_an_account_linked_to_another_scim_user_is_not_adopted(live: Any, gitlab: Any) -> None:
@@ -151,7 +162,8 @@ def test_an_ordinary_account_without_identity_is_adopted_as_before(
     assert account["username"] == "jdoe"
     assert account["name"] == "Jane Doe"
     assert account["identities"] == [{"provider": PROVIDER, "extern_uid": OID}]
-    assert len(gitlab.calls("POST", "/api/v4/users")) == 0
+    assert refused_creates(gitlab) == [409], "the create GitLab refused, then the adoption"
+    assert len(gitlab.users()) == 2
     link = bridge.bridge.links.get(response.json()["id"])
     assert link is not None and link.origin == "adopted" and link.gitlab_user_id == existing["id"]
 
@@ -177,6 +189,8 @@ def test_an_admins_extern_uid_is_refused_and_untouched(
     assert stored_users(live) == 0
     untouched.check()
     assert gitlab_writes(gitlab) == []
+    assert refused_creates(gitlab) == [400], "GitLab refuses a second holder of the identity"
+    assert len(gitlab.users()) == 2
 
 
 def test_an_ordinary_accounts_extern_uid_with_link_existing_never_is_refused(
@@ -549,4 +563,76 @@ def test_group_grants_never_reach_an_account_the_bridge_refused_to_adopt(
     assert "held by a GitLab administrator" in (parked[0].last_error or "")
     assert gitlab.members("acme/engineering") == []
     assert not [r for r in gitlab.requests if r.method != "GET" and "/members" in r.path]
+    untouched.check()
+
+
+# -- The direct create: POST /users first, the lookups only when GitLab refuses it -------------
+
+
+def test_an_admins_secondary_email_gets_neither_a_second_account_nor_the_admins(
+    live: Any, bridge: Any, gitlab: Any
+) -> None:
+    admin = gitlab.add_user(
+        "alice", "alice@contoso.com", is_admin=True, emails=["mallory@contoso.com"]
+    )
+    untouched = Untouched(gitlab, admin["id"])
+    response = live.post("/Users", entra_user("mallory@contoso.com", externalId=OID))
+    refused(response, "Email has already been taken", "mallory@contoso.com")
+    assert refused_creates(gitlab) == [409]
+    assert stored_users(live) == 0 and len(gitlab.users()) == 2
+    assert gitlab_writes(gitlab) == []
+    untouched.check()
+    # GitLab's refusal takes back the "create in progress" mark: it can vouch for no account.
+    assert [link.create_started_at for link in bridge.bridge.links.all()] in ([], [None])
+
+
+def test_an_admins_username_only_ever_names_a_new_account(live: Any, gitlab: Any) -> None:
+    admin = gitlab.add_user("alice", "alice@contoso.com", is_admin=True)
+    untouched = Untouched(gitlab, admin["id"])
+    response = live.post("/Users", entra_user("alice@evil.example.com", externalId=OID))
+    assert response.status_code == 201, response.text
+    assert refused_creates(gitlab) == [409, 201], "409 Username has already been taken, then alice1"
+    (made,) = gitlab.users_with_identity(PROVIDER, OID)
+    assert (made["username"], made["is_admin"]) == ("alice1", False)
+    untouched.check()
+
+
+def test_a_protected_accounts_identity_is_refused_after_gitlab_refuses_the_create(
+    make_bridge: Any, gitlab: Any, serve: Any
+) -> None:
+    bridge = make_bridge(gitlab, users={"protected_usernames": ("root", "deploy")})
+    live = serve(bridge)
+    deploy = gitlab.add_user(
+        "deploy", "deploy@contoso.com", identities=[{"provider": PROVIDER, "extern_uid": OID}]
+    )
+    bridge.bridge.protector.refresh()
+    untouched = Untouched(gitlab, deploy["id"])
+    # Another name and address, the protected account's identity: GitLab refuses a second holder.
+    response = live.post("/Users", entra_user("mallory@contoso.com", externalId=OID))
+    refused(response, "'deploy'", "protected")
+    assert refused_creates(gitlab) == [400]
+    assert stored_users(live) == 0 and len(gitlab.users()) == 2
+    untouched.check()
+
+
+def test_a_create_that_failed_part_way_never_vouches_for_an_account_made_just_before(
+    bridge: Any, live: Any, gitlab: Any
+) -> None:
+    """The create is sent without a lookup, so when GitLab fails it (maybe after creating), the
+    next run looks up first, and an account made minutes before by someone else may look like the
+    bridge's own: the refusals still apply to it."""
+    machine = gitlab.add_user("support", "support@contoso.com", user_type="service_account")
+    untouched = Untouched(gitlab, machine["id"])
+    gitlab.faults.add(method="POST", path_pattern=r"^/api/v4/users$", status=503, times=1)
+    body = entra_user("support@contoso.com")
+    del body["externalId"]
+    created = live.post("/Users", body)
+    assert created.status_code == 201  # acknowledged: the worker finishes once GitLab is back
+    bridge.run_worker()
+    parked = [job for job in bridge.bridge.queue.list() if job.kind == "user"]
+    assert [job.state for job in parked] == ["parked"]
+    assert "a bot, internal or service account" in (parked[0].last_error or "")
+    link = bridge.bridge.links.get(created.json()["id"])
+    assert link is None or link.gitlab_user_id is None
+    assert gitlab_writes(gitlab) == []
     untouched.check()

@@ -139,7 +139,8 @@ def test_existing_account_with_the_same_email_is_adopted(live: Any, gitlab: Any)
     assert account["id"] == existing["id"]
     assert account["username"] == "jdoe"  # adopted accounts keep their username
     assert account["name"] == "Jane Doe"
-    assert len(gitlab.calls("POST", "/api/v4/users")) == 0
+    # The create went first and GitLab refused it (the email is taken): no second account.
+    assert [r.status for r in gitlab.calls("POST", "/api/v4/users")] == [409]
 
 
 def test_unadoptable_email_is_409_naming_the_conflict_and_stores_nothing(
@@ -257,11 +258,8 @@ def test_dry_run_plans_and_audits_without_calling_gitlab(make_bridge: Any, serve
     user = live.post("/Users", entra_user(externalId=OID)).json()
     assert live.get(f"/Users/{user['id']}").status_code == 200
     planned = list(audit.events(bridge.bridge.db, action_prefix="gitlab.planned"))
-    assert [event["target"].split("?")[0] for event in planned] == [
-        "GET /users",  # by identity
-        "GET /users",  # by email, to adopt
-        "POST /users",
-    ]
+    # A new person: the create alone (lookups come only if GitLab refuses it).
+    assert [event["target"].split("?")[0] for event in planned] == ["POST /users"]
     assert all(event["detail"]["outcome"] == "planned" for event in planned)
     disabled = live.patch(
         f"/Users/{user['id']}", [{"op": "Replace", "path": "active", "value": "False"}]

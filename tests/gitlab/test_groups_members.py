@@ -35,6 +35,58 @@ def test_get_by_id_or_full_path_and_find(client: GitLab, double: GitLabDouble) -
         client.groups.get("acme/nope")
 
 
+def test_a_full_path_is_resolved_once_per_client(client: GitLab, double: GitLabDouble) -> None:
+    double.add_group("acme")
+    dev = double.add_group("acme/dev")
+    double.clear_requests()
+    found = [
+        client.groups.find("acme/dev"),
+        client.groups.get("ACME/Dev"),
+        client.groups.find("acme/dev"),
+    ]
+    assert {group.id for group in found if group is not None} == {dev["id"]}
+    assert len(double.requests) == 1, "one GET /groups/acme%2Fdev, then the cached id"
+    client.groups.get(dev["id"])
+    assert len(double.requests) == 2, "by id, GitLab is asked: the cache is for paths"
+    assert client.groups.find("acme/nope") is None and client.groups.find("acme/nope") is None
+    assert len(double.requests) == 4, "a missing path is never cached"
+
+
+def test_a_404_for_the_path_or_a_call_on_the_id_forgets_it(
+    client: GitLab, double: GitLabDouble
+) -> None:
+    (user,) = seed_users(double, 1)
+    double.add_group("acme")
+    old = client.groups.get("acme")
+    double.remove_group("acme")
+    new = double.add_group("acme")  # deleted and made again: same path, another id
+    double.clear_requests()
+    with pytest.raises(NotFoundError):
+        client.members.list_all(old.id, [user])  # the stale id: GitLab's 404 Group Not Found
+    assert client.groups.get("acme").id == new["id"]
+    assert [r.path for r in double.requests] == [
+        f"/api/v4/groups/{old.id}/members/all",
+        "/api/v4/groups/acme",
+    ]
+    # A 404 for a member, not the group, keeps the id.
+    client.members.remove(new["id"], user)
+    client.groups.get("acme")
+    assert len(double.calls("GET", "/api/v4/groups/acme")) == 1
+    double.remove_group("acme")
+    with pytest.raises(NotFoundError):
+        client.groups.get(new["id"])
+    assert client.groups.find("acme") is None, "asked again after the 404 on its id"
+    assert len(double.calls("GET", "/api/v4/groups/acme")) == 2
+
+
+def test_a_created_group_needs_no_lookup(client: GitLab, double: GitLabDouble) -> None:
+    parent = double.add_group("entra")
+    created = client.groups.create(name="Developers", path="developers", parent_id=parent["id"])
+    double.clear_requests()
+    assert client.groups.get("entra/developers") == created
+    assert double.requests == []
+
+
 def test_create_subgroup_and_taken_path(client: GitLab, double: GitLabDouble) -> None:
     parent = double.add_group("entra")
     created = client.groups.create(name="Developers", path="developers", parent_id=parent["id"])

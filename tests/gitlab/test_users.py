@@ -12,6 +12,7 @@ from scim_bridge.gitlab.errors import ConflictError
 from scim_bridge.gitlab.errors import ForbiddenError
 from scim_bridge.gitlab.errors import InvalidError
 from scim_bridge.gitlab.errors import NotFoundError
+from scim_bridge.gitlab.errors import identity_taken
 from scim_bridge.gitlab.types import CallRecord
 from scim_bridge.gitlab.types import Identity
 from tests.gitlab.conftest import PROVIDER
@@ -60,6 +61,40 @@ def test_create_without_identity_and_half_an_identity(client: GitLab) -> None:
         client.users.create(
             username="c", email="c@example.com", name="C", provider=PROVIDER, extern_uid=None
         )
+
+
+def test_create_with_a_taken_identity_is_refused_in_the_order_gitlab_checks(
+    client: GitLab, double: GitLabDouble
+) -> None:
+    """The email conflict first, then the username, else the identity's validation error:
+    400 {"message": {"identities.extern_uid": ["has already been taken"]}} (gitlab.md §1.2)."""
+    create_jane(client)  # holds oid-jane, case-insensitively unique per provider
+    with pytest.raises(InvalidError) as info:
+        client.users.create(
+            username="mallory",
+            email="m@example.com",
+            name="M",
+            provider=PROVIDER,
+            extern_uid="OID-JANE",
+        )
+    assert info.value.status == 400
+    assert info.value.errors == {"identities.extern_uid": ["has already been taken"]}
+    assert identity_taken(info.value)
+    with pytest.raises(ConflictError) as conflict:
+        client.users.create(
+            username="jane",
+            email="m@example.com",
+            name="M",
+            provider=PROVIDER,
+            extern_uid="oid-jane",
+        )
+    assert conflict.value.field == "username"
+    with pytest.raises(ConflictError) as conflict:
+        create_jane(client, username="mallory")
+    assert conflict.value.field == "email"
+    (response,) = [r.response for r in double.calls("POST", "/api/v4/users") if r.status == 400]
+    assert response == {"message": {"identities.extern_uid": ["has already been taken"]}}
+    assert not identity_taken(InvalidError("username: is reserved", errors={"username": ["x"]}))
 
 
 def test_get_and_lookups(client: GitLab, double: GitLabDouble) -> None:

@@ -203,6 +203,12 @@ class GitLabDouble:
             group = self.state.seed_group(path, parent_record, name=name)
             return self._group_dict(group)
 
+    def remove_group(self, ref: str | int) -> None:
+        """A group gone for good behind the API's back (its delayed deletion ran, or it was
+        transferred away): its id and path answer 404 from now on, its subgroups go with it."""
+        with self.state.lock:
+            self.state.remove_group(self._group(ref))
+
     def add_member(self, group: str | int, user_id: int, level: int) -> None:
         if level not in ACCESS_LEVELS:
             raise ValueError(f"unknown access level {level}")

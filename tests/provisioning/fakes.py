@@ -166,6 +166,13 @@ class FakeUsers(_Recorder):
         self._taken(email, None, None)  # GitLab checks the email first (gitlab.md §1.2)
         self._taken(None, username, None)
         identities = (Identity(provider, extern_uid),) if provider and extern_uid else ()
+        held = {
+            (i.provider, i.extern_uid.lower()) for a in self.accounts.values() for i in a.identities
+        }
+        if identities and (provider, str(extern_uid).lower()) in held:
+            # GitLab's validation of the identity it builds with the user (gitlab.md §1.2).
+            taken = {"identities.extern_uid": ["has already been taken"]}
+            raise InvalidError("identities.extern_uid: has already been taken", errors=taken)
         account = GitLabUser(
             id=self._gitlab.new_id() if made else 0,
             username=username,

@@ -7,6 +7,7 @@ Each test reads the end state of the fakes (accounts, links, audit) and the GitL
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from scim_bridge.store.links import ADOPTED
 from scim_bridge.store.links import CREATED
 from scim_bridge.store.links import OPERATOR
 from scim_bridge.store.links import UserLink
+from tests.provisioning.fakes import NOW
 from tests.provisioning.fakes import PROVIDER
 from tests.provisioning.fakes import AuditLog
 from tests.provisioning.fakes import FakeGitLab
@@ -107,6 +109,63 @@ def test_a_new_user_gets_an_account_with_its_identity_and_a_created_link() -> No
     assert w.audit.actions() == ["reconcile.user"]
 
 
+def provisioning_calls(w: World) -> list[tuple[Any, ...]]:
+    """The calls the run made for the user (without resolving protected accounts, done once)."""
+    return [c for c in w.gitlab.calls if c[0] not in ("users.admins", "users.find_by_username")]
+
+
+def test_a_new_user_costs_one_call_the_create() -> None:
+    w = world()
+    w.run()
+    assert provisioning_calls(w) == [
+        ("users.create", "jdoe", "jdoe@example.com", "Jane Doe", PROVIDER, OID)
+    ]
+
+
+def test_a_create_whose_answer_may_be_lost_looks_up_by_identity_first() -> None:
+    w = world()
+    w.links.mark_create_started(USER)  # an earlier run asked GitLab, and got no answer
+    made = w.gitlab.users.add(
+        "jdoe", email="jdoe@example.com", identities=(Identity(PROVIDER, OID),)
+    )
+    w.gitlab.users.accounts[made.id] = replace(made, created_at=NOW.isoformat())
+    w.run()
+    assert provisioning_calls(w)[0] == ("users.find_by_identity", PROVIDER, OID)
+    assert w.gitlab.called("users.create") == []
+    link = w.links.links[USER]
+    assert (link.gitlab_user_id, link.origin) == (made.id, CREATED)
+
+
+def test_an_identity_held_by_another_account_is_found_and_judged_after_the_refused_create() -> None:
+    w = world()
+    holder = w.gitlab.users.add(
+        "jane", email="jane@elsewhere.com", is_admin=True, identities=(Identity(PROVIDER, OID),)
+    )
+    with pytest.raises(Rejected, match="held by a GitLab administrator"):
+        w.run()
+    refused_create_only(w)
+    assert w.gitlab.users.accounts == {holder.id: holder}
+    assert [c[0] for c in provisioning_calls(w)] == ["users.create", "users.find_by_identity"]
+
+
+def test_a_refused_create_never_vouches_for_an_account_made_later() -> None:
+    """The mark of a create GitLab refused is taken back: an account that appears afterwards
+    with the same email is judged by the adoption rules, not taken for the bridge's own."""
+    w = world()
+    del w.documents[USER]["externalId"]
+    bot = w.gitlab.users.add("jdoe", email="jdoe@example.com", bot=True)
+    with pytest.raises(Rejected, match="bot"):
+        w.run()
+    del w.gitlab.users.accounts[bot.id]
+    w.gitlab.users.add("jdoe", email="jdoe@example.com", bot=True, created_at=NOW.isoformat())
+    w.gitlab.calls.clear()
+    with pytest.raises(Rejected, match="bot"):
+        w.run()
+    assert [c[0] for c in provisioning_calls(w)] == ["users.create", "users.find_by_email"]
+    link = w.links.get(USER)
+    assert link is None or (not link.linked and link.create_started_at is None)
+
+
 def test_a_second_run_writes_nothing() -> None:
     w = world()
     w.run()
@@ -192,13 +251,27 @@ def test_an_account_the_bridge_may_not_write_is_left_as_it_is(
     assert any(action.startswith("skipped name, email, identity, block") for action in actions)
 
 
+def refused_create_only(w: World) -> None:
+    """The one write was the create GitLab refused (the email or identity is taken): no account
+    was made or changed, and the mark of the create in progress was taken back."""
+    assert w.gitlab.writes() == [
+        ("users.create", "jdoe", "jdoe@example.com", "Jane Doe", PROVIDER, OID)
+    ]
+    assert all(
+        a.email != "jdoe@example.com" or a.username != "jdoe"
+        for a in w.gitlab.users.accounts.values()
+    )
+    link = w.links.get(USER)
+    assert link is None or (not link.linked and link.create_started_at is None)
+
+
 def test_an_administrator_found_by_email_is_not_adopted() -> None:
     w = world()
-    w.gitlab.users.add("jane", email="jdoe@example.com", is_admin=True)
+    admin = w.gitlab.users.add("jane", email="jdoe@example.com", is_admin=True)
     with pytest.raises(Rejected, match="held by a GitLab administrator"):
         w.run()
-    assert w.gitlab.writes() == []
-    assert w.links.get(USER) is None
+    refused_create_only(w)
+    assert w.gitlab.users.accounts == {admin.id: admin}
 
 
 def test_an_account_another_scim_user_holds_is_not_adopted() -> None:
@@ -207,8 +280,8 @@ def test_an_account_another_scim_user_holds_is_not_adopted() -> None:
     w.links.links["u-2"] = UserLink("u-2", account.id, "jane", "jane@example.com", CREATED)
     with pytest.raises(Rejected, match="linked to another SCIM user"):
         w.run()
-    assert w.gitlab.writes() == []
-    assert w.links.get(USER) is None
+    refused_create_only(w)
+    assert w.gitlab.users.accounts[account.id] == account
 
 
 # -- Adopt or create: [users] link_existing --------------------------------------------------
@@ -218,8 +291,12 @@ def test_link_existing_email_adopts_the_account_with_that_email() -> None:
     w = world(link_existing="email")
     account = w.gitlab.users.add("jane", email="JDoe@example.com", name="Jane Doe").id
     w.run()
-    assert w.gitlab.called("users.create") == []
-    assert w.gitlab.writes() == [("users.set_identity", account, PROVIDER, OID)]
+    # The create comes first and meets GitLab's 409 on the email; then the lookups and adoption.
+    assert w.gitlab.writes() == [
+        ("users.create", "jdoe", "jdoe@example.com", "Jane Doe", PROVIDER, OID),
+        ("users.set_identity", account, PROVIDER, OID),
+    ]
+    assert len(w.gitlab.users.accounts) == 1
     link = w.links.links[USER]
     assert (link.gitlab_user_id, link.origin) == (account, ADOPTED)
 
@@ -241,12 +318,11 @@ def test_link_existing_never_refuses_the_account_with_that_email() -> None:
 
 def test_link_existing_never_refuses_the_account_with_that_identity() -> None:
     w = world(link_existing="never")
-    w.gitlab.users.add("jane", identities=(Identity(PROVIDER, OID),))
+    jane = w.gitlab.users.add("jane", identities=(Identity(PROVIDER, OID),))
     with pytest.raises(Rejected, match='link_existing = "never" adopts no existing account'):
         w.run()
-    assert w.gitlab.writes() == []
-    link = w.links.get(USER)
-    assert link is None or not link.linked
+    refused_create_only(w)  # GitLab refused the taken identity (400 identities.extern_uid)
+    assert w.gitlab.users.accounts == {jane.id: jane}
 
 
 # -- Deleted users: [users] on_delete ---------------------------------------------------------
