@@ -65,12 +65,25 @@ log = logging.getLogger(__name__)
 
 # How a permanent GitLab refusal reads to Entra (RFC 7644 §3.12).
 REJECTION_ERRORS = {"conflict": (409, "uniqueness"), "invalid": (400, "invalidValue")}
+# Connections beyond the threads that use the database at once (a scrape, the CLI, a probe).
+POOL_MARGIN = 4
+
+
+def pool_connections(settings: Settings) -> int:
+    """Enough connections for the threads of one process that hold a transaction at once: a web
+    worker's request threads or the background worker's concurrent jobs, whichever is more.
+
+    Read with defaults (16 threads, 8 jobs) while those settings are being introduced.
+    """
+    threads = int(getattr(settings.server, "threads", 16))
+    jobs = int(getattr(settings.reconcile, "worker_concurrency", 8))
+    return max(threads, jobs) + POOL_MARGIN
 
 
 class Bridge:
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, connections=pool_connections(settings))
         if migrate:
             ensure_schema(self.db, auto_migrate=settings.auto_migrate)
 
