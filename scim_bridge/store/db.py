@@ -57,6 +57,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_FILE_MODE = 0o600  # the owner only: the file holds token hashes and the audit trail
 SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 ROWS_PER_STATEMENT = 1000  # a multi-row INSERT stays well below both databases' parameter limits
+# The execution option a transaction's connection carries: "write" or "read" (an engine event
+# listener can tell the two apart on both backends, e.g. to count them in a test).
+MODE_OPTION = "scim_bridge_mode"
 DEFAULT_CONNECTIONS = 20  # gunicorn's threads (16) and a margin; see ``Database``
 POOL_TIMEOUT_SECONDS = 30.0  # a thread waits this long for a free connection, then fails
 
@@ -216,6 +219,10 @@ class Database:
                 max_overflow=0,
                 pool_timeout=POOL_TIMEOUT_SECONDS,
             )
+        # Made once: each transaction takes the one it needs. SQLite's writers lock at BEGIN.
+        begin = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
+        self._writer = self.engine.execution_options(**{MODE_OPTION: "write"}, **begin)
+        self._reader = self.engine.execution_options(**{MODE_OPTION: "read"})
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Transaction]:
@@ -231,9 +238,7 @@ class Database:
                 raise RuntimeError("a write cannot join a read-only transaction")
             yield outer
             return
-        engine = self.engine
-        if write and self.is_sqlite:
-            engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+        engine = self._writer if write else self._reader
         DB_TRANSACTIONS.labels("write" if write else "read").inc()
         with engine.connect() as connection, connection.begin():
             tx = Transaction(connection=connection, write=write)
