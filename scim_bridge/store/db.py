@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextvars
 import os
 import stat
+import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -175,6 +176,19 @@ def _configure_sqlite(engine: Engine, path: Path | None) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _forget_pool_in_forked_children(engine: Engine) -> None:
+    """A forked child must not use its parent's pooled connections (SQLite's file locks and a
+    PostgreSQL session cannot be shared): it starts with an empty pool of its own."""
+    reference = weakref.ref(engine)
+
+    def forget() -> None:
+        forked = reference()
+        if forked is not None:
+            forked.dispose(close=False)
+
+    os.register_at_fork(after_in_child=forget)
+
+
 class Database:
     """An engine plus the transaction discipline every part of the bridge uses.
 
@@ -219,6 +233,7 @@ class Database:
                 max_overflow=0,
                 pool_timeout=POOL_TIMEOUT_SECONDS,
             )
+        _forget_pool_in_forked_children(self.engine)
         # Made once: each transaction takes the one it needs. SQLite's writers lock at BEGIN.
         begin = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
         self._writer = self.engine.execution_options(**{MODE_OPTION: "write"}, **begin)

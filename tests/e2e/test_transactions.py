@@ -194,3 +194,42 @@ def _until(condition: Any, rounds: int = 6000) -> None:
             return
         event_.wait(0.01)
     raise AssertionError("the state the test waits for never came")
+
+
+class Crash(BaseException):
+    """The process dying: nothing after it runs, no handler catches it."""
+
+
+def test_a_run_lost_before_its_end_is_redone_without_a_second_account(
+    make_bridge: Any, gitlab: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crash-safety argument of runner.py: GitLab created the account, the transaction that
+    ends the run never came. The rerun finds the account, links it as the bridge's own (thanks
+    to create_started_at, durable before the call), and the trail holds what the rerun did."""
+    bridge = make_bridge(gitlab, reconcile={"inline_deadline_seconds": 0.0})
+    user_id = user(bridge.scim, "jane")  # no inline time: the claimed job is given back at once
+    (job,) = bridge.bridge.queue.list()
+    assert job.state == "pending"
+
+    def crash(*_args: Any, **_kwargs: Any) -> None:
+        raise Crash
+
+    runner = bridge.bridge.runner
+    monkeypatch.setattr(runner, "_end", crash)
+    (claimed,) = runner.queue.claim_due(runner.owner, lease_seconds=0.0, limit=1)
+    with pytest.raises(Crash):
+        runner.run_background(claimed)
+    monkeypatch.undo()
+    assert len(gitlab.users_with_identity("openid_connect", "oid-jane")) == 1
+    assert bridge.bridge.links.get(user_id).gitlab_user_id is None  # the end was lost
+    assert not [e for e in audit.events(bridge.bridge.db) if e["target"] == "POST /users"]
+
+    bridge.run_worker()  # the lease (0 s) has expired
+    (account,) = gitlab.users_with_identity("openid_connect", "oid-jane")
+    link = bridge.bridge.links.get(user_id)
+    assert (link.gitlab_user_id, link.origin) == (account["id"], "created")
+    assert len(gitlab.calls("POST", "/api/v4/users")) == 1
+    assert bridge.bridge.queue.list() == []
+    (rerun,) = list(audit.events(bridge.bridge.db, action_prefix="reconcile.user"))
+    assert rerun["target"] == user_id
+    assert verify(bridge.bridge.db).intact
