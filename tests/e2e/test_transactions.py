@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 from sqlalchemy import select
+from sqlalchemy import update
 
 from scim_bridge.settings import GroupRule
 from scim_bridge.store import audit
 from scim_bridge.store.audit_verify import verify
 from scim_bridge.store.db import MODE_OPTION
+from scim_bridge.store.schema import api_tokens
 from scim_bridge.store.schema import membership_dirty
 from tests.conftest import BridgeUnderTest
 from tests.conftest import ScimClient
@@ -233,3 +235,17 @@ def test_a_run_lost_before_its_end_is_redone_without_a_second_account(
     (rerun,) = list(audit.events(bridge.bridge.db, action_prefix="reconcile.user"))
     assert rerun["target"] == user_id
     assert verify(bridge.bridge.db).intact
+
+
+def test_a_credential_in_use_costs_no_write_transaction_per_request(make_bridge: Any) -> None:
+    """The token's last use is written at most once a minute, also when requests that read an old
+    value arrive together: the process remembers it wrote it."""
+    bridge = make_bridge()
+    assert bridge.scim.get("/Users").status_code == 200  # the first use is written
+    with bridge.bridge.db.transaction(write=True) as tx:  # as a concurrent request read it
+        tx.connection.execute(update(api_tokens).values(last_used_at=None))
+    with transactions(bridge) as counted:
+        for _ in range(3):
+            assert bridge.scim.get("/Users").status_code == 200
+    assert counted["write"] == 0
+    assert counted["read"] == 6  # per request: the credential, the search
