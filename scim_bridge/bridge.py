@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -20,6 +21,7 @@ from scim_bridge.gitlab.planned import PlannedGitLab
 from scim_bridge.gitlab.types import CallRecord
 from scim_bridge.guards import RateLimiter
 from scim_bridge.metrics import gitlab_calls
+from scim_bridge.provisioning import journal
 from scim_bridge.provisioning.group_mapping import ScimGroupReconciler
 from scim_bridge.provisioning.memberships import GitLabGroupReconciler
 from scim_bridge.provisioning.operator_links import OperatorLinks
@@ -32,6 +34,7 @@ from scim_bridge.provisioning.reconciler import UserReconciler
 from scim_bridge.provisioning.reconciling import Reconciler
 from scim_bridge.provisioning.reconciling import Rejected
 from scim_bridge.provisioning.rules import GroupMapper
+from scim_bridge.provisioning.runner import InlineWork
 from scim_bridge.provisioning.runner import JobRunner
 from scim_bridge.scim.blueprint import URL_PREFIX as SCIM_PATH
 from scim_bridge.scim.blueprint import ScimEndpoints
@@ -45,6 +48,7 @@ from scim_bridge.settings import Settings
 from scim_bridge.store import audit
 from scim_bridge.store.db import Change
 from scim_bridge.store.db import Database
+from scim_bridge.store.db import Transaction
 from scim_bridge.store.drift import DriftStore
 from scim_bridge.store.gitlab_memberships import GITLAB_GROUP_JOB
 from scim_bridge.store.gitlab_memberships import GitLabMembershipStore
@@ -65,12 +69,25 @@ log = logging.getLogger(__name__)
 
 # How a permanent GitLab refusal reads to Entra (RFC 7644 §3.12).
 REJECTION_ERRORS = {"conflict": (409, "uniqueness"), "invalid": (400, "invalidValue")}
+# Connections beyond the threads that use the database at once (a scrape, the CLI, a probe).
+POOL_MARGIN = 4
+
+
+def pool_connections(settings: Settings) -> int:
+    """Enough connections for the threads of one process that hold a transaction at once: a web
+    worker's request threads or the background worker's concurrent jobs, whichever is more.
+
+    Read with defaults (16 threads, 8 jobs) while those settings are being introduced.
+    """
+    threads = int(getattr(settings.server, "threads", 16))
+    jobs = int(getattr(settings.reconcile, "worker_concurrency", 8))
+    return max(threads, jobs) + POOL_MARGIN
 
 
 class Bridge:
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, connections=pool_connections(settings))
         if migrate:
             ensure_schema(self.db, auto_migrate=settings.auto_migrate)
 
@@ -127,7 +144,12 @@ class Bridge:
         return ClientStore(self.db, secret_days=self.settings.auth.client_secret_days)
 
     def audit(self, action: str, target: str | None, detail: dict[str, Any] | None) -> None:
-        audit.record_now(self.db, action, target, detail)
+        """Record an event: within a reconcile run, kept for the transaction that ends it."""
+        journal.audit_event(self.db, action, target, detail)
+
+    def reading(self) -> AbstractContextManager[Transaction]:
+        """One read transaction for a reconciler's reads of the store."""
+        return self.db.transaction(write=False)
 
     # -- GitLab -----------------------------------------------------------------
 
@@ -205,9 +227,15 @@ class Bridge:
             self.audit,
             self.protector,
             on_linked=self.gitlab_memberships.note_user_linked,
+            reading=self.reading,
         )
         scim_groups = ScimGroupReconciler(
-            self.group_targets, self.groups.data, self.settings.groups, self.gitlab, self.audit
+            self.group_targets,
+            self.groups.data,
+            self.settings.groups,
+            self.gitlab,
+            self.audit,
+            reading=self.reading,
         )
         per_minute = self.settings.reconcile.member_deletions_per_minute
         gitlab_groups = GitLabGroupReconciler(
@@ -234,17 +262,24 @@ class Bridge:
         fingerprint = GroupMapper(self.settings.groups).fingerprint()
         return self.rules_revisit.revisit_if_changed(fingerprint)
 
-    def run_committed(self, changes: list[Change], job_keys: list[str]) -> None:
+    def claim_inline(self, job_keys: list[str]) -> InlineWork:
+        """In a SCIM write's transaction: claim its jobs for the request's inline run."""
+        return self.runner.claim_inline(job_keys, self.settings.reconcile.inline_deadline_seconds)
+
+    def run_committed(self, changes: list[Change], claimed: object) -> None:
         """After a SCIM write commits: reconcile inline within the deadline."""
+        work = claimed
+        assert isinstance(work, InlineWork)
         try:
-            self.runner.run_inline(job_keys, self.settings.reconcile.inline_deadline_seconds)
+            self.runner.run_claimed(work)
         except Rejected as rejection:
             status, scim_type = REJECTION_ERRORS[rejection.kind]
             raise WriteRejected(status, scim_type, rejection.detail) from rejection
         except Exception:
             # The write is committed and its jobs are queued: Entra gets its answer, and the
             # worker finishes the work once whatever failed here (the database?) is back.
-            log.exception("inline reconcile failed; the worker will retry %s", job_keys)
+            keys = [claim.key for claim in work.claims]
+            log.exception("inline reconcile failed; the worker will retry %s", keys)
 
     def revert(self, changes: list[Change], reason: str) -> None:
         with self.db.transaction(write=True):
@@ -309,6 +344,7 @@ class Bridge:
             handler,
             transaction=lambda write: self.db.transaction(write=write),
             authenticate=self.authenticate,
+            claim=self.claim_inline,
             committed=self.run_committed,
             revert=self.revert,
             limiter=self.limiter,

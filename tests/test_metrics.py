@@ -177,3 +177,23 @@ def test_metrics_name_no_user_credential_or_id(make_bridge: Any, gitlab: Any) ->
         ADMIN_TOKEN,
     ]
     assert [word for word in forbidden if word.lower() in text.lower()] == []
+
+
+def test_database_transactions_are_counted_by_mode(make_bridge: Any) -> None:
+    """Outermost transactions only: a joined one is part of the transaction it joins."""
+    bridge = make_bridge()
+    db = bridge.bridge.db
+    before = scrape(bridge)
+    with db.transaction(write=True), db.transaction(write=True):
+        pass
+    with db.transaction(write=False):
+        pass
+    after = scrape(bridge)
+
+    def grew(mode: str) -> float:
+        name = "scim_bridge_db_transactions_total"
+        return value(after, name, mode=mode) - value(before, name, mode=mode)
+
+    # A scrape reads the queue gauges after its counters: the first scrape's read shows here.
+    assert grew("write") == 1
+    assert grew("read") == 2

@@ -5,7 +5,9 @@ A token reads ``sbt_<lookup>_<secret>`` and is stored as described in ``auth/cre
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from datetime import datetime
 from datetime import timedelta
 
 from scim_bridge import clock
@@ -32,6 +34,10 @@ class TokenStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.repository = ApiTokenRepository(db)
+        # When this process last wrote each token's use: concurrent requests that all read an
+        # old ``last_used_at`` write it once, not once each.
+        self._marked: dict[int, datetime] = {}
+        self._lock = threading.Lock()
 
     def create(self, name: str, *, expires_in_days: int | None = None) -> str:
         """Create a token and return it; it is never shown again."""
@@ -60,7 +66,16 @@ class TokenStore:
         token = credentials.find(PREFIX, presented, self.repository.find_by_lookup)
         if token is None or token.revoked_at is not None or credentials.expired(token.expires_at):
             return None
-        now = clock.now()
-        if token.last_used_at is None or now - token.last_used_at >= LAST_USED_GRANULARITY:
-            self.repository.mark_used(token.id, now)
+        self._note_use(token.id, token.last_used_at)
         return token.name
+
+    def _note_use(self, token_id: int, last_used_at: datetime | None) -> None:
+        """Record the use at most once per ``LAST_USED_GRANULARITY`` per token: a write
+        transaction per request would cost more than the request's own work."""
+        now = clock.now()
+        with self._lock:
+            seen = max(filter(None, (last_used_at, self._marked.get(token_id))), default=None)
+            if seen is not None and now - seen < LAST_USED_GRANULARITY:
+                return
+            self._marked[token_id] = now
+        self.repository.mark_used(token_id, now)

@@ -51,3 +51,9 @@ GITLAB_DURATION = Histogram(
     buckets=GITLAB_BUCKETS,
     registry=REGISTRY,
 )
+DB_TRANSACTIONS = Counter(
+    "scim_bridge_db_transactions",
+    "Database transactions begun, by mode (write or read); a transaction joined by another is not.",
+    ["mode"],
+    registry=REGISTRY,
+)

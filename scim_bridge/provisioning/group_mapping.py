@@ -3,18 +3,23 @@
 :class:`ScimGroupReconciler` maps the SCIM group now (rules, or a group the bridge creates with
 :class:`GroupCreator` when ``unmapped = "create"``), compares it with what it mapped to last time,
 and marks the members whose grant may have changed in each GitLab group concerned; step 2
-(``memberships.GitLabGroupReconciler``) then makes those memberships right.
+(``memberships.GitLabGroupReconciler``) then makes those memberships right. The remap is the run's
+final write: it commits with the job's completion (``journal.at_end``), and the runner claims the
+``gitlab_group`` jobs it queued in that same transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from contextlib import nullcontext
 from typing import Any
 
 from scim_bridge.gitlab.access import access_level_name
 from scim_bridge.gitlab.api import GitLabApi
 from scim_bridge.gitlab.errors import InvalidError
 from scim_bridge.gitlab.types import GitLabGroup
+from scim_bridge.provisioning.journal import at_end
 from scim_bridge.provisioning.reconciling import Audit
 from scim_bridge.provisioning.reconciling import Deadline
 from scim_bridge.provisioning.reconciling import Outcome
@@ -39,9 +44,13 @@ class ScimGroupReconciler:
         settings: GroupsSettings,
         gitlab: GitLabApi,
         audit: Audit,
+        *,
+        reading: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         self.targets = targets
         self.documents = documents
+        # One read transaction for the run's reads of the store, not one each.
+        self.reading = reading
         self.settings = settings
         self.mapper = GroupMapper(settings)
         self.creator = GroupCreator(gitlab, settings.parent, audit)
@@ -49,8 +58,9 @@ class ScimGroupReconciler:
 
     def reconcile(self, group_id: str, deadline: Deadline | None = None) -> Outcome:
         deadline = deadline or Deadline()
-        document = self.documents(group_id)
-        old = self.targets.recorded(group_id)
+        with self.reading():
+            document = self.documents(group_id)
+            old = self.targets.recorded(group_id)
         new = self._targets(group_id, document, old, deadline)
         outcome = Outcome()
         # A GitLab group whose level changed concerns every member; one that kept its level,
@@ -63,15 +73,19 @@ class ScimGroupReconciler:
             # Recorded by the remap: the new mapping and its record commit together.
             detail = {"targets": _describe(new), "before": _describe(old)}
             event = AuditEvent("reconcile.group", group_id, detail)
-        outcome.follow_up.extend(
-            self.targets.remap(
-                group_id,
-                retargeted=retargeted,
-                kept=kept,
-                targets=new if old != new else None,
-                event=event,
+
+        def remap() -> None:
+            outcome.follow_up.extend(
+                self.targets.remap(
+                    group_id,
+                    retargeted=retargeted,
+                    kept=kept,
+                    targets=new if old != new else None,
+                    event=event,
+                )
             )
-        )
+
+        at_end(remap)
         return outcome
 
     def _targets(

@@ -18,7 +18,9 @@ bridge's to touch. (The drift report, ``drift.py``, looks at every user the stor
 
 Each batch of users writes one ``reconcile.memberships`` audit event that names every user whose
 membership it changed, by SCIM id and GitLab user id (:class:`BatchReport`), as soon as GitLab has
-confirmed each call: a run that GitLab stops part-way still records what it did.
+confirmed each call: a run that GitLab stops part-way still records what it did. The event and
+the settling of the run's last batch are written with the job's end, in one transaction
+(``journal.at_end``); a membership about to be made is written ahead, on its own, before the call.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from scim_bridge.gitlab.types import GitLabGroup
 from scim_bridge.provisioning.access_plan import Decision
 from scim_bridge.provisioning.access_plan import decide
 from scim_bridge.provisioning.group_mapping import GroupCreator
+from scim_bridge.provisioning.journal import at_end
 from scim_bridge.provisioning.reconciling import Audit
 from scim_bridge.provisioning.reconciling import Deadline
 from scim_bridge.provisioning.reconciling import Outcome
@@ -159,8 +162,11 @@ class GitLabGroupReconciler:
                 if group is None:
                     deadline.check()
                     group = self._group(path, deadline)
+                # A short batch is the last: its marks are settled when the run ends. A full one
+                # is settled at once, so the next read of the marks finds the users after it.
+                last = len(batch) < BATCH_USERS
                 try:
-                    self._apply(path, group, batch, deadline, outcome)
+                    self._apply(path, group, batch, deadline, outcome, last=last)
                 except NotFoundError as error:
                     # The id the path led to is gone (the group deleted, or moved away, since
                     # GitLab resolved the path): resolve it once more; the marks are still there.
@@ -170,6 +176,9 @@ class GitLabGroupReconciler:
                         "GitLab group %s (id %s) answered 404; resolving it again", path, group.id
                     )
                     group, resolved_again = None, True
+                    continue
+                if last:
+                    break
         return outcome
 
     def _group(self, path: str, deadline: Deadline) -> GitLabGroup:
@@ -194,6 +203,8 @@ class GitLabGroupReconciler:
         marked: dict[str, datetime],
         deadline: Deadline,
         outcome: Outcome,
+        *,
+        last: bool = False,
     ) -> None:
         users = list(marked)
         state = self.memberships.of_users(path, users)
@@ -226,7 +237,11 @@ class GitLabGroupReconciler:
                 if report.changes:
                     self.audit("reconcile.memberships", path, report.detail(self.gitlab.dry_run))
             finally:
-                self._save(path, {a: decisions[a] for a in done}, settled)
+                done_decisions = {a: decisions[a] for a in done}
+                if last:
+                    at_end(lambda: self._save(path, done_decisions, settled))
+                else:
+                    self._save(path, done_decisions, settled)
 
     def _levels(
         self, group: GitLabGroup, ids: list[int], deadline: Deadline
@@ -368,7 +383,8 @@ class GitLabGroupReconciler:
         remembered: dict[int, Managed | None] = {}
         if not self.gitlab.dry_run:
             remembered = {account: decision.remember for account, decision in decisions.items()}
-        self.memberships.settle(path, remembered, settled or {})
+        if remembered or settled:  # nothing to write costs no transaction
+            self.memberships.settle(path, remembered, settled or {})
 
 
 def _level_name(level: int | None) -> str | None:

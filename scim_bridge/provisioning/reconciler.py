@@ -8,13 +8,16 @@ created, so a create that reached GitLab but whose answer was lost is found, not
 
 Every write obeys the ownership rules (``ownership.py``): an account found by email or identity is
 adopted only when it may be, and an administrator's, a protected or an operator-linked account is
-never written. The link is saved when the whole run succeeded, never before.
+never written. The link is saved when the whole run succeeded, never before: in the transaction
+that ends the run (``journal.at_end``), with the audit events of the calls it made.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -29,6 +32,7 @@ from scim_bridge.gitlab.types import Moderation
 from scim_bridge.provisioning.account_finder import AccountFinder
 from scim_bridge.provisioning.accounts import DesiredAccount
 from scim_bridge.provisioning.accounts import desired_account
+from scim_bridge.provisioning.journal import at_end
 from scim_bridge.provisioning.ownership import Protection
 from scim_bridge.provisioning.ownership import delete_policy
 from scim_bridge.provisioning.ownership import write_refusal
@@ -43,6 +47,7 @@ from scim_bridge.store.links import ADOPTED
 from scim_bridge.store.links import CREATED
 from scim_bridge.store.links import OPERATOR
 from scim_bridge.store.links import LinkTaken
+from scim_bridge.store.links import PendingLink
 from scim_bridge.store.links import UserLink
 from scim_bridge.store.links import UserLinks
 
@@ -68,9 +73,12 @@ class UserReconciler:
         audit: Callable[[str, str | None, dict[str, Any] | None], None],
         protector: Protector,
         on_linked: Callable[[str], list[str]] | None = None,
+        reading: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         self.gitlab = gitlab
         self.on_linked = on_linked
+        # One read transaction for the run's reads of the store, not one each.
+        self.reading = reading
         self.documents = documents
         self.links = links
         self.settings = users
@@ -95,23 +103,26 @@ class UserReconciler:
         finished = False
         try:
             with gitlab_trouble_is_retry():
-                document = self.documents(user_id)
-                stored = self.links.get(user_id)
+                with self.reading():
+                    document = self.documents(user_id)
+                    stored = self.links.get(user_id)
+                    # Read with the rest when the run may need it (no account linked yet).
+                    pending: PendingLink | None = None
+                    if document is not None and (stored is None or not stored.linked):
+                        pending = self.links.pending(str(document["userName"]))
                 link = stored or UserLink(user_id=user_id)
                 protection = self.protector.current()
                 if document is None:
                     link = self._deprovision(link, protection, deadline, outcome)
                 else:
                     desired = desired_account(document)
-                    link = self._provision(desired, link, protection, deadline, outcome)
+                    link = self._provision(desired, link, protection, deadline, outcome, pending)
             # Saved only now, when everything the link stands for was done (DESIGN.md, Ownership):
             # a refused or interrupted run leaves no link behind, and the next run looks again.
             if link != stored and (stored is not None or link.linked):
                 newly_linked = self._newly_linked(stored, link)
                 consumed = document["userName"] if document and newly_linked else None
-                self._save(link, consumed=consumed)
-                if newly_linked:
-                    outcome.follow_up.extend(self._linked(user_id))
+                at_end(lambda: self._finish(user_id, link, consumed, newly_linked, outcome))
             finished = True
         finally:
             if outcome.actions:
@@ -123,6 +134,19 @@ class UserReconciler:
                     detail["completed"] = False
                 self.audit("reconcile.user", user_id, detail)
         return outcome
+
+    def _finish(
+        self,
+        user_id: str,
+        link: UserLink,
+        consumed: str | None,
+        newly_linked: bool,
+        outcome: Outcome,
+    ) -> None:
+        """The run's final writes: the link, and the grants a new account can now receive."""
+        self._save(link, consumed=consumed)
+        if newly_linked:
+            outcome.follow_up.extend(self._linked(user_id))
 
     def _newly_linked(self, stored: UserLink | None, link: UserLink) -> bool:
         return link.linked and (stored is None or stored.gitlab_user_id != link.gitlab_user_id)
@@ -142,11 +166,14 @@ class UserReconciler:
         protection: Protection,
         deadline: Deadline,
         outcome: Outcome,
+        pending: PendingLink | None,
     ) -> UserLink:
         account = self._linked_account(link, deadline)
         if account is None:
+            if link.linked:  # its account is gone: the pending link was not read with the rest
+                pending = self.links.pending(desired.user_name)
             link = link.with_(gitlab_user_id=None, gitlab_username=None, retired_at=None)
-            account, link = self._pending_link(desired, link, deadline, outcome)
+            account, link = self._pending_link(desired, link, pending, deadline, outcome)
         if account is None:
             account, link = self.accounts.find_or_create(
                 desired, link, protection, deadline, outcome
@@ -172,10 +199,14 @@ class UserReconciler:
         return account
 
     def _pending_link(
-        self, desired: DesiredAccount, link: UserLink, deadline: Deadline, outcome: Outcome
+        self,
+        desired: DesiredAccount,
+        link: UserLink,
+        pending: PendingLink | None,
+        deadline: Deadline,
+        outcome: Outcome,
     ) -> tuple[GitLabUser | None, UserLink]:
         """The account the operator linked this userName to before Entra provisioned it."""
-        pending = self.links.pending(desired.user_name)
         if pending is None:
             return None, link
         deadline.check()

@@ -9,6 +9,44 @@ Every run happens under the context of the SCIM request that caused it: inline, 
 in the background, the one the job recorded when it was queued (``Job.cause``). So the audit events
 a run writes (its reconcile events, its GitLab calls, ``job.parked``) and the jobs it queues in turn
 name the request's actor and id, however long after the request the work is done.
+
+Transactions, and why they are few (issue 13). A request claims its own jobs in the transaction of
+its write (``JobQueue.claim_inline``), so the write, its audit event, its jobs and their claim
+commit together. A run then keeps its bookkeeping in a :class:`~.journal.Journal`: the audit
+events of the GitLab calls it made and of what it did, and the reconciler's final writes (the
+user's link, the groups its new account must join, a SCIM group's new mapping and marks, the
+memberships settled). They are written in the one transaction that ends the run, with the job's
+completion (or retry, or parking), and, inline, with the claim of the follow-up jobs the run
+queued. A POST /Users thus costs three write transactions: the write, the account's
+``create_started_at``, the end of the run; a PATCH adding a member to a mapped group four: the
+write, the end of the SCIM group's run, the membership written ahead, the end of the GitLab
+group's run.
+
+Crash safety. Two writes stay on their own, durable before the GitLab call they precede:
+
+- ``links.mark_create_started`` before ``POST /users``: if the bridge dies after GitLab created the
+  account but before the run ended, the rerun finds the account by its identity (or email) and
+  recognises it as its own create by ``create_started_at`` (``account_finder.py``), so it links it
+  as ``created``, never adopts it nor creates a second one.
+- a membership the bridge is about to make is written ahead as managed (``memberships.py``) before
+  GitLab is asked, so a crash after GitLab's answer cannot turn it into one "found in place".
+
+A crash between a run's GitLab calls and the transaction that ends it loses only that
+transaction: the kept audit events and the final writes, and the job stays claimed. Nothing
+acknowledged to Entra is lost: the SCIM write and its job committed before any GitLab call. When
+the lease expires the worker claims the job again and reruns the reconcile, which is
+level-triggered: it reads the store and GitLab afresh and makes only the calls that still close a
+difference. What the lost run did is found already applied (an account that exists, a membership
+at its level), so the rerun saves the link and settles the marks the lost run could not, and its
+audit events record what it did itself, calls made and changes found in place, never a change it
+did not make. The audit trail therefore tells the truth about every committed run; the calls of
+a run lost in a crash are missing from it, and GitLab's own logs hold them. The audit chain is
+unaffected: a rolled-back transaction adds no event, and every committed one is chained by
+``store/audit.py`` as before.
+
+Concurrent writes coalesce: a run covers every write committed before its claim (it reads the
+store after claiming). A request whose job another run holds waits for it (``JobQueue.await_turn``)
+instead of running the same reconcile again, and claims only when no run covers its write.
 """
 
 from __future__ import annotations
@@ -20,15 +58,20 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from scim_bridge import context
+from scim_bridge.provisioning.journal import Journal
 from scim_bridge.provisioning.reconciling import Deadline
 from scim_bridge.provisioning.reconciling import Outcome
 from scim_bridge.provisioning.reconciling import Reconciler
 from scim_bridge.provisioning.reconciling import Rejected
 from scim_bridge.provisioning.reconciling import Retry
 from scim_bridge.settings import ReconcileSettings
+from scim_bridge.store.jobs import DONE
+from scim_bridge.store.jobs import Claim
 from scim_bridge.store.jobs import Job
 from scim_bridge.store.jobs import JobQueue
 
@@ -38,9 +81,20 @@ WORKER_LEASE_SECONDS = 300.0
 INLINE_LEASE_MARGIN_SECONDS = 5.0
 POLL_SECONDS = 0.05
 
+# How a run ended: its outcome, or why it stopped.
+Result = Outcome | Rejected | Retry
+
 
 def runner_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class InlineWork:
+    """A request's jobs, claimed (or waited for) in its write's transaction, and its deadline."""
+
+    deadline: Deadline
+    claims: list[Claim]
 
 
 class JobRunner:
@@ -72,50 +126,60 @@ class JobRunner:
 
     # -- Inline ---------------------------------------------------------------
 
+    def claim_inline(self, job_keys: list[str], seconds: float) -> InlineWork:
+        """Claim a write's jobs, in the write's transaction when one is open; the deadline
+        starts now."""
+        deadline = Deadline.after(seconds)
+        return InlineWork(deadline, self.queue.claim_inline(job_keys, self.owner, _lease(deadline)))
+
     def run_inline(self, job_keys: list[str], seconds: float) -> None:
+        """Claim and run these jobs (see :meth:`run_claimed`)."""
+        self.run_claimed(self.claim_inline(job_keys, seconds))
+
+    def run_claimed(self, work: InlineWork) -> None:
         """Run the request's jobs, and the jobs they queue, until done or the deadline.
 
-        A job rejected in a way the client must hear of is completed, not parked, and raises
-        :class:`Rejected`: the caller tells Entra and undoes the write.
+        A job another run holds is waited for: when that run covers the request's write, the
+        request does not run it again. A job rejected in a way the client must hear of is
+        completed, not parked, and raises :class:`Rejected`: the caller tells Entra and undoes
+        the write. A job claimed but not run (the deadline passed) is given back to the worker.
         """
-        deadline = Deadline.after(seconds)
-        pending = list(job_keys)
-        seen: set[str] = set()
-        while pending:
-            key = pending.pop(0)
-            remaining = deadline.remaining()
-            if key in seen or remaining is None or remaining <= 0:
-                continue
-            seen.add(key)
-            job = self._claim_inline(key, deadline)
-            if job is None:
-                continue
-            try:
-                outcome = self._reconcile(job, deadline)
-            except Rejected as rejection:
-                if rejection.tell_client:
-                    self.queue.complete(job)
-                    raise
-                self._park(job, rejection.detail)
-            except Retry as retry:
-                self._retry(job, retry)
-            except Exception as error:  # a bug must not lose the work: the worker retries it
-                log.exception("reconcile of %s failed", key)
-                self._retry(job, Retry(repr(error)))
-            else:
-                self.queue.complete(job)
-                pending.extend(outcome.follow_up)
+        deadline = work.deadline
+        pending = deque(work.claims)
+        try:
+            while pending:
+                claim = pending.popleft()
+                job = claim.job
+                if job is None:
+                    job = self._await(claim, deadline)
+                    if job is None:
+                        continue
+                if _passed(deadline):
+                    self.queue.release(job)
+                    continue
+                pending.extend(self._run(job, deadline, inline=True))
+        finally:
+            for claim in pending:
+                if claim.job is not None:
+                    self._give_back(claim.job)
 
-    def _claim_inline(self, key: str, deadline: Deadline) -> Job | None:
-        """Claim the job; while another runner holds it, wait for it until the deadline."""
-        while True:
-            remaining = deadline.remaining() or 0.0
-            job = self.queue.claim(key, self.owner, remaining + INLINE_LEASE_MARGIN_SECONDS)
-            if job is not None:
-                return job
-            if self.queue.get(key) is None or remaining <= POLL_SECONDS:
+    def _await(self, claim: Claim, deadline: Deadline) -> Job | None:
+        """Wait while another run holds the job; None when a run covered the write (or at the
+        deadline), the job when this request must run it."""
+        while not _passed(deadline):
+            turn = self.queue.await_turn(claim, self.owner, _lease(deadline))
+            if isinstance(turn, Job):
+                return turn
+            if turn == DONE or (deadline.remaining() or 0.0) <= POLL_SECONDS:
                 return None
             time.sleep(POLL_SECONDS)
+        return None
+
+    def _give_back(self, job: Job) -> None:
+        try:
+            self.queue.release(job)
+        except Exception:  # its lease expires: the worker gets it then
+            log.exception("could not give back job %s", job.key)
 
     # -- Background -------------------------------------------------------------
 
@@ -123,23 +187,75 @@ class JobRunner:
         """Run the jobs whose time has come; returns how many ran."""
         due = self.queue.claim_due(self.owner, WORKER_LEASE_SECONDS, limit)
         for job in due:
-            self._run_background(job)
+            self.run_background(job)
         return len(due)
 
-    def _run_background(self, job: Job) -> None:
-        """Run one job as the request that caused it: its events and follow-ups carry that cause."""
+    def run_background(self, job: Job) -> None:
+        """Run one claimed job as the request that caused it: its events and follow-ups carry
+        that cause. Follow-up jobs are left to the worker."""
         with context.bound(job.cause):
+            self._run(job, Deadline(), inline=False)
+
+    # -- One run ----------------------------------------------------------------
+
+    def _run(self, job: Job, deadline: Deadline, *, inline: bool) -> list[Claim]:
+        """Reconcile, then end the run in one transaction; inline, returns the follow-ups'
+        claims."""
+        journal = Journal()
+        result: Result
+        with journal.kept():
             try:
-                self._reconcile(job, Deadline())
-            except Rejected as rejection:
-                self._park(job, rejection.detail)
-            except Retry as retry:
-                self._retry(job, retry)
-            except Exception as error:
+                result = self._reconcile(job, deadline)
+            except (Rejected, Retry) as stop:
+                result = stop
+            except Exception as error:  # a bug must not lose the work: the worker retries it
                 log.exception("reconcile of %s failed", job.key)
-                self._retry(job, Retry(repr(error)))
-            else:
-                self.queue.complete(job)
+                result = Retry(repr(error))
+        return self._end(job, journal, result, deadline if inline else None)
+
+    def _end(
+        self, job: Job, journal: Journal, result: Result, deadline: Deadline | None
+    ) -> list[Claim]:
+        """Write the run's events and final writes with its job's end. A final write refused
+        (``Rejected``) or failing ends the run without the final writes, as refused or to retry."""
+        try:
+            claims = self._commit_end(job, journal, result, deadline, finals=True)
+        except Rejected as refused:
+            result = refused
+            claims = self._commit_end(job, journal, refused, deadline, finals=False)
+        except Exception as error:
+            log.exception("ending the run of %s failed", job.key)
+            result = Retry(repr(error))
+            claims = self._commit_end(job, journal, result, deadline, finals=False)
+        if isinstance(result, Rejected) and result.tell_client and deadline is not None:
+            raise result
+        return claims
+
+    def _commit_end(
+        self,
+        job: Job,
+        journal: Journal,
+        result: Result,
+        deadline: Deadline | None,
+        *,
+        finals: bool,
+    ) -> list[Claim]:
+        with self.queue.db.transaction(write=True):
+            journal.write(finals=finals)
+            if isinstance(result, Rejected):
+                if result.tell_client and deadline is not None:
+                    self.queue.complete(job)
+                else:
+                    self._park(job, result.detail)
+                return []
+            if isinstance(result, Retry):
+                self._retry(job, result)
+                return []
+            self.queue.complete(job)
+            if deadline is None or not result.follow_up:
+                return []
+            # Queued by this run's final writes, in this transaction: claimed with them.
+            return self.queue.claim_inline(result.follow_up, self.owner, _lease(deadline))
 
     def _park(self, job: Job, reason: str) -> None:
         self.queue.park(job, reason)
@@ -174,3 +290,13 @@ class JobRunner:
             if not ran:
                 stop.wait(self.settings.worker_poll_seconds)
         log.info("worker %s stopped", self.owner)
+
+
+def _lease(deadline: Deadline) -> float:
+    """An inline claim's lease: the request's remaining time, and a margin."""
+    return max(deadline.remaining() or 0.0, 0.0) + INLINE_LEASE_MARGIN_SECONDS
+
+
+def _passed(deadline: Deadline) -> bool:
+    remaining = deadline.remaining()
+    return remaining is not None and remaining <= 0

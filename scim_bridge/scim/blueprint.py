@@ -1,7 +1,7 @@
 """The SCIM endpoints on Flask: scim2-server's handler inside one store transaction per request.
 
 The order of a write is what makes it safe (DESIGN.md 2-3): validate, write the resource, its audit
-event and its reconcile job in one transaction, commit, and only then let the target catch up within
+event and its reconcile job (claimed for this request's inline run) in one transaction, commit, and only then let the target catch up within
 the request's deadline. A write the target refuses for good is undone and answered as a SCIM error,
 so Entra never holds an acknowledgement the bridge could not honour.
 """
@@ -58,10 +58,19 @@ class WriteRejected(Exception):
         return Error(status=self.status, scim_type=self.scim_type, detail=self.detail)
 
 
-class Committed(Protocol):
-    """Called after a write committed; may raise :class:`WriteRejected`."""
+class Claim(Protocol):
+    """Called in a write's transaction, just before it commits, with the keys of the jobs it
+    queued: claims them for the request, so the claim costs no transaction of its own. Returns
+    what :class:`Committed` is given (opaque to this layer)."""
 
-    def __call__(self, changes: list[Change], job_keys: list[str]) -> None: ...
+    def __call__(self, job_keys: list[str]) -> object: ...
+
+
+class Committed(Protocol):
+    """Called after a write committed, with what :class:`Claim` returned; may raise
+    :class:`WriteRejected`."""
+
+    def __call__(self, changes: list[Change], claimed: object) -> None: ...
 
 
 class Reverter(Protocol):
@@ -110,6 +119,7 @@ class ScimEndpoints:
         *,
         transaction: Callable[[bool], AbstractContextManager[Transaction]],
         authenticate: Authenticator,
+        claim: Claim,
         committed: Committed,
         revert: Reverter,
         limiter: Limiter | None = None,
@@ -120,6 +130,7 @@ class ScimEndpoints:
         self.service: BridgeScimService = handler.service  # type: ignore[assignment]
         self.transaction = transaction
         self.authenticate = authenticate
+        self.claim = claim
         self.committed = committed
         self.revert = revert
         self.limiter = limiter
@@ -221,9 +232,11 @@ class ScimEndpoints:
         write = scim_request.method.upper() in WRITE_METHODS
         with self.transaction(write) as tx:
             response = self.handler.handle(scim_request)
+            # The write, its audit event, its jobs and their claim for this request: one commit.
+            claimed = self.claim(list(tx.job_keys)) if write and tx.changes else None
         if write and tx.changes:
             try:
-                self.committed(list(tx.changes), list(tx.job_keys))
+                self.committed(list(tx.changes), claimed)
             except WriteRejected as rejection:
                 self.revert(list(tx.changes), rejection.detail)
                 raise
@@ -259,4 +272,4 @@ def _flask_rule(route: Route) -> str:
     )
 
 
-__all__ = ["Authenticator", "Committed", "Reverter", "ScimEndpoints", "WriteRejected"]
+__all__ = ["Authenticator", "Claim", "Committed", "Reverter", "ScimEndpoints", "WriteRejected"]

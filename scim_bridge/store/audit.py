@@ -135,21 +135,36 @@ def record(action: str, target: str | None = None, detail: dict[str, Any] | None
 
     ``detail`` is copied now (as JSON), so later changes to the caller's dict do not leak in.
     """
+    record_pending([pending_event(action, target, detail)])
+
+
+def pending_event(
+    action: str, target: str | None = None, detail: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An event as it is now (its time, the request context, a copy of ``detail``), to be
+    recorded later with :func:`record_pending`: a reconcile run keeps the events of its GitLab
+    calls and writes them with its outcome, in one transaction."""
+    ctx = context.current()
+    return {
+        "at": clock.now(),
+        "request_id": ctx.request_id,
+        "actor": ctx.actor,
+        "source": ctx.source,
+        "action": action,
+        "target": target,
+        "detail": None if detail is None else json.loads(json.dumps(detail)),
+    }
+
+
+def record_pending(events: Sequence[Mapping[str, Any]]) -> None:
+    """Buffer events made by :func:`pending_event` on the current write transaction, in order."""
+    if not events:
+        return
     tx = current_transaction()
     if not tx.write:
-        raise RuntimeError(f"audit event {action!r} recorded in a read-only transaction")
-    ctx = context.current()
-    _pending.setdefault(tx, []).append(
-        {
-            "at": clock.now(),
-            "request_id": ctx.request_id,
-            "actor": ctx.actor,
-            "source": ctx.source,
-            "action": action,
-            "target": target,
-            "detail": None if detail is None else json.loads(json.dumps(detail)),
-        }
-    )
+        actions = ", ".join(repr(event["action"]) for event in events)
+        raise RuntimeError(f"audit event {actions} recorded in a read-only transaction")
+    _pending.setdefault(tx, []).extend(dict(event) for event in events)
 
 
 def record_now(

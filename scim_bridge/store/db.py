@@ -8,6 +8,14 @@ A transaction's last step, just before its commit, runs the hooks other modules 
 ``before_commit``: store/audit.py chains the audit events recorded in it there, so the chain head is
 the last lock it takes and the chain follows commit order. This module knows no hook by name.
 
+Connections are pooled on both backends, sized by ``Database(connections=N)``: as many as the
+threads of one process that use the database at once (gunicorn's threads, the worker's concurrent
+jobs). A pooled SQLite connection keeps its PRAGMAs and SQL functions, and, as connections are not
+closed after each transaction, SQLite no longer checkpoints the WAL at every commit (it does so
+as the WAL grows, and when the pool is disposed). A connection serves one thread at a time, so
+pysqlite's same-thread check is off. Every outermost transaction is counted in
+``scim_bridge_db_transactions_total{mode="write"|"read"}``; a joined one is part of its outer one.
+
 A SQLite file holds the token hashes and the audit trail: it is created mode 0600 before SQLite
 first opens it, and existing files (with their ``-wal`` and ``-shm``) are tightened to 0600.
 SQLite creates ``-wal`` and ``-shm`` with the main file's permissions, so they follow.
@@ -18,6 +26,7 @@ from __future__ import annotations
 import contextvars
 import os
 import stat
+import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -39,14 +48,21 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import StaticPool
 
+from scim_bridge.metrics.instruments import DB_TRANSACTIONS
 from scim_bridge.store.filters import SQLITE_FUNCTIONS
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_FILE_MODE = 0o600  # the owner only: the file holds token hashes and the audit trail
 SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 ROWS_PER_STATEMENT = 1000  # a multi-row INSERT stays well below both databases' parameter limits
+# The execution option a transaction's connection carries: "write" or "read" (an engine event
+# listener can tell the two apart on both backends, e.g. to count them in a test).
+MODE_OPTION = "scim_bridge_mode"
+DEFAULT_CONNECTIONS = 20  # gunicorn's threads (16) and a margin; see ``Database``
+POOL_TIMEOUT_SECONDS = 30.0  # a thread waits this long for a free connection, then fails
 
 
 @dataclass
@@ -160,25 +176,68 @@ def _configure_sqlite(engine: Engine, path: Path | None) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-class Database:
-    """An engine plus the transaction discipline every part of the bridge uses."""
+def _forget_pool_in_forked_children(engine: Engine) -> None:
+    """A forked child must not use its parent's pooled connections (SQLite's file locks and a
+    PostgreSQL session cannot be shared): it starts with an empty pool of its own."""
+    reference = weakref.ref(engine)
 
-    def __init__(self, url: str) -> None:
+    def forget() -> None:
+        forked = reference()
+        if forked is not None:
+            forked.dispose(close=False)
+
+    os.register_at_fork(after_in_child=forget)
+
+
+class Database:
+    """An engine plus the transaction discipline every part of the bridge uses.
+
+    ``connections`` sizes the pool: the most threads of this process that hold a transaction at
+    once (gunicorn's threads per worker, or the worker's concurrent jobs, plus a margin). A thread
+    beyond it waits up to ``POOL_TIMEOUT_SECONDS`` for a connection.
+    """
+
+    def __init__(self, url: str, *, connections: int = DEFAULT_CONNECTIONS) -> None:
         self.url = url
+        self.connections = max(1, connections)
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         # The SQLite file, if the database is one (not in memory, not PostgreSQL).
         self.sqlite_file: Path | None = None
         if self.is_sqlite:
-            # One connection per checkout: SQLite connections are cheap and must not cross threads.
             path = sqlite_path(parsed)
             self.sqlite_file = path
             if path is not None:
                 _tighten_sqlite_files(path)
-            self.engine = create_engine(url, poolclass=NullPool)
+                # A pool of file connections: each keeps its PRAGMAs, and a commit no longer
+                # closes the last connection (which checkpointed the WAL every time).
+                self.engine = create_engine(
+                    url,
+                    poolclass=QueuePool,
+                    pool_size=self.connections,
+                    max_overflow=0,
+                    pool_timeout=POOL_TIMEOUT_SECONDS,
+                    connect_args={"check_same_thread": False},
+                )
+            else:
+                # One in-memory database is one connection: every checkout must share it.
+                self.engine = create_engine(
+                    url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+                )
             _configure_sqlite(self.engine, path)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            self.engine = create_engine(
+                url,
+                pool_pre_ping=True,
+                pool_size=self.connections,
+                max_overflow=0,
+                pool_timeout=POOL_TIMEOUT_SECONDS,
+            )
+        _forget_pool_in_forked_children(self.engine)
+        # Made once: each transaction takes the one it needs. SQLite's writers lock at BEGIN.
+        begin = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
+        self._writer = self.engine.execution_options(**{MODE_OPTION: "write"}, **begin)
+        self._reader = self.engine.execution_options(**{MODE_OPTION: "read"})
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Transaction]:
@@ -194,9 +253,8 @@ class Database:
                 raise RuntimeError("a write cannot join a read-only transaction")
             yield outer
             return
-        engine = self.engine
-        if write and self.is_sqlite:
-            engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+        engine = self._writer if write else self._reader
+        DB_TRANSACTIONS.labels("write" if write else "read").inc()
         with engine.connect() as connection, connection.begin():
             tx = Transaction(connection=connection, write=write)
             token = _current.set(tx)

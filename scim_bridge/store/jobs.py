@@ -5,6 +5,14 @@ row per entity: enqueuing again bumps its ``generation`` instead of adding a row
 coalesces. A runner claims a job with a lease; a crashed runner's lease simply expires. A run that
 finishes completes the job only if no newer write bumped the generation meanwhile.
 
+A run covers every write committed before its claim (it reads the store after claiming), so the
+row remembers the generation the latest run claimed (``claimed_generation``). A request whose
+write a run in progress covers waits for that run (:meth:`JobQueue.await_turn`) rather than
+claiming and running the same reconcile again: concurrent writes to one entity coalesce into
+fewer runs. A request claims its own jobs in the transaction of its write
+(:meth:`JobQueue.claim_inline`), and a run claims the follow-up jobs it queued in the transaction
+that completes it, so neither costs a transaction of its own.
+
 A job also remembers who caused it (``actor``, ``request_id``, ``source`` of the request context
 that queued it), so the events the background worker writes name the SCIM request behind them.
 """
@@ -56,6 +64,25 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A request's (or a run's) claim on one job: the job itself, or the write to wait for.
+
+    ``generation`` is the job's generation once the caller's write committed: a run that claimed
+    it or a later one covers that write. ``job_id`` tells the row apart from a newer one with the
+    same key (a completed job's row is deleted; the next write inserts a new one).
+    """
+
+    key: str
+    job_id: int
+    generation: int
+    job: Job | None = None
+
+
+WAIT = "wait"  # a run in progress (or one that must run first) has the job: poll again
+DONE = "done"  # a run covered the write, or nothing is left to run
+
+
+@dataclass(frozen=True)
 class QueueStats:
     """The queue at a glance, for monitoring: how much work waits, and since when the oldest."""
 
@@ -86,6 +113,12 @@ def _job(row: object) -> Job:
         request_id=mapping["request_id"],
         source=mapping["source"],
     )
+
+
+def _leased(row: object, now: datetime) -> bool:
+    """Whether a run holds the job now (a lease that expired holds nothing)."""
+    until = clock.aware(row._mapping["lease_until"])  # type: ignore[attr-defined]
+    return until is not None and until >= now
 
 
 def _cause() -> dict[str, str | None]:
@@ -146,7 +179,8 @@ def enqueue(kind: str, entity_id: str) -> str:
 
 
 class JobQueue:
-    """Claiming, finishing and inspecting jobs, each in a short transaction of its own."""
+    """Claiming, finishing and inspecting jobs, each in a short transaction of its own, or in the
+    caller's when one is open (a run completes its job with its final writes)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -170,9 +204,74 @@ class JobQueue:
             tx.connection.execute(
                 update(jobs)
                 .where(jobs.c.id == row.id)
-                .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+                .values(
+                    lease_owner=owner,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    claimed_generation=row.generation,
+                )
             )
             return _job(row)
+
+    def claim_inline(self, keys: list[str], owner: str, lease_seconds: float) -> list[Claim]:
+        """Claim the jobs of a write just made, in the writer's transaction (or one of its own).
+
+        Each key gets a :class:`Claim`: with its job when it was free, else with the generation a
+        later run must cover (see :meth:`await_turn`). Keys without a row are left out.
+        """
+        now = clock.now()
+        claims: list[Claim] = []
+        with self.db.transaction(write=True) as tx:
+            for key in dict.fromkeys(keys):
+                statement = select(jobs).where(jobs.c.key == key)
+                if not self.db.is_sqlite:
+                    statement = statement.with_for_update()  # the writer holds the row already
+                row = tx.connection.execute(statement).first()
+                if row is None:
+                    continue
+                job = None
+                if row.state == PENDING and not _leased(row, now):
+                    tx.connection.execute(
+                        update(jobs)
+                        .where(jobs.c.id == row.id)
+                        .values(
+                            lease_owner=owner,
+                            lease_until=now + timedelta(seconds=lease_seconds),
+                            claimed_generation=row.generation,
+                        )
+                    )
+                    job = _job(row)
+                claims.append(Claim(key, row.id, row.generation, job))
+        return claims
+
+    def await_turn(self, claim: Claim, owner: str, lease_seconds: float) -> Job | str:
+        """One look at a job whose write someone else's run holds: :data:`DONE` when a run
+        covered the write (or it was parked), :data:`WAIT` while a run is in progress, or the job,
+        claimed, when no run covers the write and none holds the job.
+
+        A read transaction, and a write one only to claim.
+        """
+        now = clock.now()
+        with self.db.transaction(write=False) as tx:
+            row = tx.connection.execute(select(jobs).where(jobs.c.key == claim.key)).first()
+        if row is None or row.id != claim.job_id or row.state != PENDING:
+            return DONE  # completed by a run that claimed it after the write; or parked
+        if _leased(row, now):
+            return WAIT
+        if row.claimed_generation is not None and row.claimed_generation >= claim.generation:
+            # A run covered the write and ended: completed, or released for a newer write (whose
+            # own request runs it) or for a retry (the worker's).
+            return DONE
+        return self.claim(claim.key, owner, lease_seconds) or WAIT
+
+    def release(self, job: Job) -> None:
+        """Give back a claimed job that will not run now: due at once, for the worker."""
+        now = clock.now()
+        with self.db.transaction(write=True) as tx:
+            tx.connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job.id)
+                .values(lease_owner=None, lease_until=None, run_after=now, updated_at=now)
+            )
 
     def claim_due(self, owner: str, lease_seconds: float, limit: int = 10) -> list[Job]:
         """Claim the jobs whose time has come, oldest first; several workers never get the same one."""
@@ -191,7 +290,12 @@ class JobQueue:
                 tx.connection.execute(
                     update(jobs)
                     .where(jobs.c.id.in_([row.id for row in rows]))
-                    .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+                    .values(
+                        lease_owner=owner,
+                        lease_until=now + timedelta(seconds=lease_seconds),
+                        # The rows are locked (FOR UPDATE; SQLite's writer lock): as selected.
+                        claimed_generation=jobs.c.generation,
+                    )
                 )
             return [_job(row) for row in rows]
 

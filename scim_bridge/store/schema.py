@@ -97,6 +97,8 @@ jobs = Table(
     Column("run_after", DateTime(timezone=True), nullable=False, index=True),
     Column("lease_owner", String(128), nullable=True),
     Column("lease_until", DateTime(timezone=True), nullable=True),
+    # The generation the latest run claimed: that run covers every write up to it (coalescing).
+    Column("claimed_generation", Integer, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
