@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -17,6 +18,7 @@ from scim_bridge.auth.oauth import TokenEndpoint
 from scim_bridge.auth.tokens import TokenStore
 from scim_bridge.gitlab.client import GitLab
 from scim_bridge.gitlab.planned import PlannedGitLab
+from scim_bridge.gitlab.transport import deadline as gitlab_deadline
 from scim_bridge.gitlab.types import CallRecord
 from scim_bridge.guards import RateLimiter
 from scim_bridge.metrics import gitlab_calls
@@ -236,8 +238,11 @@ class Bridge:
 
     def run_committed(self, changes: list[Change], job_keys: list[str]) -> None:
         """After a SCIM write commits: reconcile inline within the deadline."""
+        seconds = self.settings.reconcile.inline_deadline_seconds
         try:
-            self.runner.run_inline(job_keys, self.settings.reconcile.inline_deadline_seconds)
+            # GitLab's pauses (429) are waited out only within the deadline, like everything else.
+            with gitlab_deadline(time.monotonic() + seconds):
+                self.runner.run_inline(job_keys, seconds)
         except Rejected as rejection:
             status, scim_type = REJECTION_ERRORS[rejection.kind]
             raise WriteRejected(status, scim_type, rejection.detail) from rejection

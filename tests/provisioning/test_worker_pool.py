@@ -121,3 +121,35 @@ def test_stop_finishes_the_jobs_in_flight_and_claims_no_more(
     assert leased(bridge) == 0 and left.attempts == 0, "the third job was never claimed"
     assert len(gitlab.calls("POST", "/api/v4/users")) == 2
     assert len(gitlab.users()) == 1 + 2
+
+
+def test_a_429_pauses_every_job_bound_for_that_gitlab(
+    make_bridge: Callable[..., BridgeUnderTest], gitlab: Any
+) -> None:
+    """One job meets a 429 with Retry-After: 60: the jobs running beside it and the ones claimed
+    after it send nothing more to GitLab; they wait for the pause's end, without parking."""
+    bridge = backlog(gitlab, make_bridge, 6, worker_concurrency=3)
+    release = threading.Event()
+    gitlab.faults.add(status=429, retry_after=60, times=1)
+    gitlab.faults.add(hold=release)  # requests sent before the 429 came back wait here
+
+    def settled() -> bool:
+        """Each job either held at GitLab (and leased) or back in the queue with its error (a
+        job retried after the pause is not due again before it ends)."""
+        held = gitlab.held()
+        queued = [job for job in bridge.bridge.queue.list() if job.last_error]
+        return len(queued) + held == 6 and leased(bridge) == held
+
+    with worker(bridge):
+        wait_for(settled, "every job met the 429 or the pause, or is held")
+        in_flight = gitlab.held()
+        assert in_flight <= 2, "sent before the 429 came back"
+        release.set()
+        wait_for(lambda: leased(bridge) == 0, "the held jobs met the pause after their answer")
+        assert settled()
+    statuses = [request.status for request in gitlab.requests]
+    assert statuses == [429] + [200] * in_flight, "nothing reached GitLab during the pause"
+    for job in bridge.bridge.queue.list():
+        assert "429" in (job.last_error or "")
+        assert (job.run_after - clock.now()).total_seconds() > 50, "back after the pause"
+        assert job.state == "pending" and job.attempts == 1
