@@ -27,7 +27,7 @@ from scim_bridge.provisioning.memberships import GitLabGroupReconciler
 from scim_bridge.provisioning.operator_links import OperatorLinks
 from scim_bridge.provisioning.ownership import ADMIN_REASON
 from scim_bridge.provisioning.ownership import PROTECTED_REASON
-from scim_bridge.provisioning.pacing import SlidingWindow
+from scim_bridge.provisioning.pacing import SharedWindow
 from scim_bridge.provisioning.protection import Protector
 from scim_bridge.provisioning.protection import Resolution
 from scim_bridge.provisioning.reconciler import UserReconciler
@@ -56,6 +56,7 @@ from scim_bridge.store.jobs import JobQueue
 from scim_bridge.store.links import LinkStore
 from scim_bridge.store.memberships import GROUP_JOB
 from scim_bridge.store.migrate import ensure_schema
+from scim_bridge.store.pacing import CallWindowStore
 from scim_bridge.store.protection import ADMIN
 from scim_bridge.store.protection import ProtectedAccounts
 from scim_bridge.store.resources import ScimStore
@@ -111,6 +112,10 @@ class Bridge:
     @cached_property
     def rules_revisit(self) -> RulesRevisitStore:
         return RulesRevisitStore(self.db)
+
+    @cached_property
+    def paced_calls(self) -> CallWindowStore:
+        return CallWindowStore(self.db)
 
     @cached_property
     def protected(self) -> ProtectedAccounts:
@@ -211,14 +216,16 @@ class Bridge:
         scim_groups = ScimGroupReconciler(
             self.group_targets, self.groups.data, self.settings.groups, self.gitlab, self.audit
         )
-        per_minute = self.settings.reconcile.member_deletions_per_minute
+        reconcile = self.settings.reconcile
+        per_minute = reconcile.member_deletions_per_minute
+        window = reconcile.member_deletion_window_seconds
         gitlab_groups = GitLabGroupReconciler(
             self.gitlab_memberships,
             self.group_targets,
             self.gitlab,
             scim_groups.creator,
             self.audit,
-            deletions=SlidingWindow(per_minute, 60.0) if per_minute else None,
+            deletions=SharedWindow(self.paced_calls, per_minute, window) if per_minute else None,
         )
         reconcilers: dict[str, Reconciler] = {
             USER_JOB: users,
