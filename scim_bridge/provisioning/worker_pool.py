@@ -59,6 +59,7 @@ class WorkerPool:
         self.lease_seconds = lease_seconds
         self._lock = threading.Lock()
         self._running = 0
+        self._keys: set[str] = set()  # the jobs running here
         self._finished = threading.Event()  # a worker came free: there is room to claim again
 
     @property
@@ -98,6 +99,12 @@ class WorkerPool:
 
     def _start(self, executor: ThreadPoolExecutor, job: Job) -> None:
         with self._lock:
+            if job.key in self._keys:
+                # Its lease expired while it still runs here: a second run would race the first
+                # on one entity. The new lease keeps the others off until this run is done.
+                log.warning("job %s outlived its lease and still runs here; not run twice", job.key)
+                return
+            self._keys.add(job.key)
             self._running += 1
         executor.submit(self._run, job)
 
@@ -108,5 +115,6 @@ class WorkerPool:
             log.exception("job %s failed outside its reconcile", job.key)
         finally:
             with self._lock:
+                self._keys.discard(job.key)
                 self._running -= 1
             self._finished.set()

@@ -17,6 +17,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from scim_bridge import clock
+from scim_bridge.provisioning.worker_pool import WorkerPool
 from scim_bridge.store.schema import jobs
 from tests.conftest import BridgeUnderTest
 from tests.conftest import entra_user
@@ -153,3 +154,26 @@ def test_a_429_pauses_every_job_bound_for_that_gitlab(
         assert "429" in (job.last_error or "")
         assert (job.run_after - clock.now()).total_seconds() > 50, "back after the pause"
         assert job.state == "pending" and job.attempts == 1
+
+
+def test_a_job_that_outlives_its_lease_is_not_run_twice_by_its_worker(
+    make_bridge: Callable[..., BridgeUnderTest], gitlab: Any, caplog: Any
+) -> None:
+    """A lease of no time at all: the pool claims the running job again and again; its second
+    run would race the first on one entity, so the pool does not start it."""
+    bridge = backlog(gitlab, make_bridge, 1)
+    release = threading.Event()
+    gitlab.faults.add(method="POST", path_pattern=CREATE_USER, hold=release)
+    pool = WorkerPool(bridge.bridge.runner, 2, poll_seconds=0.01, lease_seconds=0.0)
+    stop = threading.Event()
+    thread = threading.Thread(target=pool.run, args=(stop,))
+    thread.start()
+    try:
+        wait_for(lambda: gitlab.held() == 1, "the account creation at GitLab")
+        wait_for(lambda: "not run twice" in caplog.text, "the job claimed again while it runs")
+        assert pool.running == 1
+    finally:
+        stop.set()
+        release.set()
+        thread.join()
+    assert len(gitlab.calls("POST", "/api/v4/users")) == 1
