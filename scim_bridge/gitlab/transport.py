@@ -123,7 +123,7 @@ class Gate:
                 return
             if until > give_up:
                 raise TransientError(
-                    f"GitLab asked the bridge to slow down (429): {left:.1f} s of pause left",
+                    f"GitLab asked the bridge to wait: {left:.1f} s of its pause left",
                     429,
                     retry_after=left,
                 )
