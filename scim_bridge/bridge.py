@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from functools import cached_property
@@ -18,6 +19,7 @@ from scim_bridge.auth.oauth import TokenEndpoint
 from scim_bridge.auth.tokens import TokenStore
 from scim_bridge.gitlab.client import GitLab
 from scim_bridge.gitlab.planned import PlannedGitLab
+from scim_bridge.gitlab.transport import deadline as gitlab_deadline
 from scim_bridge.gitlab.types import CallRecord
 from scim_bridge.guards import RateLimiter
 from scim_bridge.metrics import gitlab_calls
@@ -27,7 +29,7 @@ from scim_bridge.provisioning.memberships import GitLabGroupReconciler
 from scim_bridge.provisioning.operator_links import OperatorLinks
 from scim_bridge.provisioning.ownership import ADMIN_REASON
 from scim_bridge.provisioning.ownership import PROTECTED_REASON
-from scim_bridge.provisioning.pacing import SlidingWindow
+from scim_bridge.provisioning.pacing import SharedWindow
 from scim_bridge.provisioning.protection import Protector
 from scim_bridge.provisioning.protection import Resolution
 from scim_bridge.provisioning.reconciler import UserReconciler
@@ -58,6 +60,7 @@ from scim_bridge.store.jobs import JobQueue
 from scim_bridge.store.links import LinkStore
 from scim_bridge.store.memberships import GROUP_JOB
 from scim_bridge.store.migrate import ensure_schema
+from scim_bridge.store.pacing import CallWindowStore
 from scim_bridge.store.protection import ADMIN
 from scim_bridge.store.protection import ProtectedAccounts
 from scim_bridge.store.resources import ScimStore
@@ -126,6 +129,10 @@ class Bridge:
     @cached_property
     def rules_revisit(self) -> RulesRevisitStore:
         return RulesRevisitStore(self.db)
+
+    @cached_property
+    def paced_calls(self) -> CallWindowStore:
+        return CallWindowStore(self.db)
 
     @cached_property
     def protected(self) -> ProtectedAccounts:
@@ -237,14 +244,16 @@ class Bridge:
             self.audit,
             reading=self.reading,
         )
-        per_minute = self.settings.reconcile.member_deletions_per_minute
+        reconcile = self.settings.reconcile
+        per_minute = reconcile.member_deletions_per_minute
+        window = reconcile.member_deletion_window_seconds
         gitlab_groups = GitLabGroupReconciler(
             self.gitlab_memberships,
             self.group_targets,
             self.gitlab,
             scim_groups.creator,
             self.audit,
-            deletions=SlidingWindow(per_minute, 60.0) if per_minute else None,
+            deletions=SharedWindow(self.paced_calls, per_minute, window) if per_minute else None,
         )
         reconcilers: dict[str, Reconciler] = {
             USER_JOB: users,
@@ -270,8 +279,11 @@ class Bridge:
         """After a SCIM write commits: reconcile inline within the deadline."""
         work = claimed
         assert isinstance(work, InlineWork)
+        seconds = self.settings.reconcile.inline_deadline_seconds
         try:
-            self.runner.run_claimed(work)
+            # GitLab's pauses (429) are waited out only within the deadline, like everything else.
+            with gitlab_deadline(time.monotonic() + seconds):
+                self.runner.run_claimed(work)
         except Rejected as rejection:
             status, scim_type = REJECTION_ERRORS[rejection.kind]
             raise WriteRejected(status, scim_type, rejection.detail) from rejection

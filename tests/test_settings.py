@@ -31,6 +31,13 @@ def test_defaults_need_nothing() -> None:
     assert (settings.server.host, settings.server.port) == ("127.0.0.1", 8000)
 
 
+def test_worker_concurrency_from_the_file_then_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "[reconcile]\nworker_concurrency = 4\n")
+    assert load_settings({"SCIM_BRIDGE_CONFIG": path}).reconcile.worker_concurrency == 4
+    environ = {"SCIM_BRIDGE_CONFIG": path, "SCIM_BRIDGE_RECONCILE_WORKER_CONCURRENCY": "16"}
+    assert load_settings(environ).reconcile.worker_concurrency == 16
+
+
 def test_file_then_environment_wins(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -90,6 +97,13 @@ def test_gitlab_configured_is_not_dry_run() -> None:
             "SCIM_BRIDGE_GITLAB_DRY_RUN: Not a valid boolean",
         ),
         ({"SCIM_BRIDGE_RECONCILE_INLINE_DEADLINE_SECONDS": "90"}, None, "INLINE_DEADLINE_SECONDS"),
+        ({"SCIM_BRIDGE_RECONCILE_WORKER_CONCURRENCY": "0"}, None, "WORKER_CONCURRENCY"),
+        ({}, "[reconcile]\nworker_concurrency = 65\n", "[reconcile] worker_concurrency in"),
+        (
+            {"SCIM_BRIDGE_RECONCILE_MEMBER_DELETION_WINDOW_SECONDS": "0.5"},
+            None,
+            "MEMBER_DELETION_WINDOW_SECONDS",
+        ),
     ],
 )
 def test_invalid_settings_name_the_key(
@@ -375,6 +389,8 @@ def test_every_default_is_pinned() -> None:
         "backoff_max_seconds": 600.0,
         "max_attempts": 20,
         "member_deletions_per_minute": 60,
+        "member_deletion_window_seconds": 60.0,
+        "worker_concurrency": 8,
     }
     assert vars(settings.server) == {
         "host": "127.0.0.1",

@@ -1,16 +1,26 @@
 """The HTTP side: one python-gitlab client per thread, and a CallRecord for every request.
 
-`requests.Session` is not thread-safe (gitlab.md §2.5), so each thread gets its own client.
-python-gitlab never retries or sleeps here (no 429 or transient retries, gitlab.md §2.2): the
-bridge's worker owns retries and backoff.
+`requests.Session` is not thread-safe (gitlab.md §2.5), so each thread gets its own client; the
+threads share nothing else here but the :class:`Gate`, whose lock is held only to read or move a
+time. python-gitlab never retries or sleeps here (no 429 or transient retries, gitlab.md §2.2):
+the bridge's worker owns retries and backoff.
+
+A 429 (or a 5xx with ``Retry-After``) means GitLab wants the bridge, not one call, to slow down:
+the transport's :class:`Gate` then holds every later call of every thread until the pause ends.
+A call that would have to wait past its deadline (:func:`deadline`, an inline request's; else
+``MAX_HOLD_SECONDS``) is not sent, and fails with the same TransientError the 429 gave, so its
+job is retried once the pause is over.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from typing import TypeVar
 from urllib.parse import parse_qsl
@@ -22,7 +32,9 @@ import requests
 
 from scim_bridge.gitlab.endpoints import Request
 from scim_bridge.gitlab.errors import GitLabError
+from scim_bridge.gitlab.errors import TransientError
 from scim_bridge.gitlab.translate import TRANSLATED
+from scim_bridge.gitlab.translate import retry_after
 from scim_bridge.gitlab.translate import translate
 from scim_bridge.gitlab.types import CallRecord
 
@@ -33,6 +45,89 @@ log = logging.getLogger(__name__)
 PER_PAGE = 100  # GitLab's maximum (gitlab.md §1.11)
 # Query parameters that could carry a credential; never put into a CallRecord.
 SECRET_PARAMS = frozenset({"private_token", "access_token", "job_token", "token", "password"})
+# A 429 without Retry-After pauses this long, doubling while GitLab keeps answering 429, up to MAX.
+DEFAULT_PAUSE_SECONDS = 1.0
+MAX_DEFAULT_PAUSE_SECONDS = 60.0
+# The longest a call without a deadline (the worker's) waits for a pause; a longer pause fails
+# the call at once, and the job comes back when the pause is over, its thread free meanwhile.
+MAX_HOLD_SECONDS = 10.0
+
+# Until when (time.monotonic()) the calls of this context may wait for a pause; None: no deadline.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "scim_bridge_gitlab_deadline", default=None
+)
+
+
+@contextmanager
+def deadline(at: float | None) -> Iterator[None]:
+    """Calls made in this block wait for a pause only until ``at`` (``time.monotonic()``)."""
+    token = _deadline.set(at)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+class Gate:
+    """GitLab's "slow down", kept for every thread of the process that calls that GitLab.
+
+    After :meth:`pause`, :meth:`wait` holds each call until the pause ends, or fails it at once
+    with a TransientError (status 429, ``retry_after`` the time left) when the pause lasts past
+    the call's deadline: nothing reaches GitLab while it asked for quiet.
+    """
+
+    def __init__(
+        self,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        max_hold: float = MAX_HOLD_SECONDS,
+    ) -> None:
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self.max_hold = max_hold
+        self._until = 0.0
+        self._unannounced = 0  # 429s in a row without Retry-After
+        self._lock = threading.Lock()
+
+    def pause(self, seconds: float | None) -> float:
+        """GitLab answered 429 (``seconds``: its Retry-After, if any); returns the pause's length."""
+        with self._lock:
+            if seconds is None or seconds <= 0:
+                seconds = min(
+                    DEFAULT_PAUSE_SECONDS * 2**self._unannounced, MAX_DEFAULT_PAUSE_SECONDS
+                )
+                self._unannounced += 1
+            self._until = max(self._until, self._monotonic() + seconds)
+            return seconds
+
+    def answered(self) -> None:
+        """GitLab answered without asking for a pause: the next unannounced 429 starts short."""
+        with self._lock:
+            self._unannounced = 0
+
+    def remaining(self) -> float:
+        with self._lock:
+            return max(0.0, self._until - self._monotonic())
+
+    def wait(self, deadline: float | None = None) -> None:
+        """Return when a call may go; raise TransientError if that is after ``deadline``."""
+        give_up = self._monotonic() + self.max_hold
+        if deadline is not None:
+            give_up = min(give_up, deadline)
+        while True:
+            with self._lock:
+                until = self._until
+            left = until - self._monotonic()
+            if left <= 0:
+                return
+            if until > give_up:
+                raise TransientError(
+                    f"GitLab asked the bridge to wait: {left:.1f} s of its pause left",
+                    429,
+                    retry_after=left,
+                )
+            self._sleep(left)
 
 
 class _NoRetryGitlab(gitlab.Gitlab):
@@ -45,16 +140,21 @@ class _NoRetryGitlab(gitlab.Gitlab):
 
 
 class _RecordingSession(requests.Session):
-    """Reports every request it sends, and keeps the last answer for its headers."""
+    """Reports every request it sends, keeps the last answer for its headers, and passes each
+    request through the gate: held during GitLab's pauses, closing it on a 429."""
 
-    def __init__(self, report: Callable[[str, str, int | None, str, float], None]) -> None:
+    def __init__(
+        self, report: Callable[[str, str, int | None, str, float], None], gate: Gate
+    ) -> None:
         super().__init__()
         self._report = report
+        self._gate = gate
         self.last_response: requests.Response | None = None
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         verb = method.decode() if isinstance(method, bytes) else method
         self.last_response = None
+        self._gate.wait(_deadline.get())
         started = time.perf_counter()
         try:
             response = super().request(verb, url, *args, **kwargs)
@@ -64,20 +164,40 @@ class _RecordingSession(requests.Session):
             self._report(verb, target or str(url), None, outcome, started)
             raise
         self.last_response = response
+        self._note_pause(response)
         ok = 200 <= response.status_code < 300
         outcome = "ok" if ok else f"error:{response.status_code}"
         self._report(verb, response.request.url or str(url), response.status_code, outcome, started)
         return response
 
+    def _note_pause(self, response: requests.Response) -> None:
+        status = response.status_code
+        asked = retry_after(response.headers) if status == 429 or status >= 500 else None
+        if status == 429 or asked:
+            seconds = self._gate.pause(asked)
+            log.warning("GitLab answered %d: every call to it waits %.1f s", status, seconds)
+        else:
+            self._gate.answered()
+
 
 class Transport:
     """Runs an action with the calling thread's client and translates what it raises."""
 
-    def __init__(self, url: str, token: str, *, timeout: float, on_call: OnCall | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float,
+        on_call: OnCall | None,
+        gate: Gate | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._token = token
         self._on_call = on_call
+        # One per GitLab per process: the bridge builds one GitLab client, shared by its threads.
+        self.gate = gate or Gate()
         self._local = threading.local()
         self._api_prefix = urlsplit(self.url).path.rstrip("/") + "/api/v4"
 
@@ -103,7 +223,7 @@ class Transport:
     def client(self) -> gitlab.Gitlab:
         client = getattr(self._local, "client", None)
         if client is None:
-            session = _RecordingSession(self._report)
+            session = _RecordingSession(self._report, self.gate)
             client = _NoRetryGitlab(
                 self.url,
                 private_token=self._token,

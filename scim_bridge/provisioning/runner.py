@@ -69,6 +69,7 @@ from scim_bridge.provisioning.reconciling import Outcome
 from scim_bridge.provisioning.reconciling import Reconciler
 from scim_bridge.provisioning.reconciling import Rejected
 from scim_bridge.provisioning.reconciling import Retry
+from scim_bridge.provisioning.worker_pool import WorkerPool
 from scim_bridge.settings import ReconcileSettings
 from scim_bridge.store.jobs import DONE
 from scim_bridge.store.jobs import Claim
@@ -280,16 +281,14 @@ class JobRunner:
             self.queue.retry_later(job, self.backoff(job.attempts, retry.retry_after), retry.detail)
 
     def run_forever(self, stop: threading.Event) -> None:
-        log.info("worker %s started", self.owner)
-        while not stop.is_set():
-            try:
-                ran = self.run_due()
-            except Exception:
-                log.exception("worker loop failed; retrying")
-                ran = 0
-            if not ran:
-                stop.wait(self.settings.worker_poll_seconds)
-        log.info("worker %s stopped", self.owner)
+        """The background worker: ``worker_concurrency`` jobs at once until ``stop`` is set."""
+        pool = WorkerPool(
+            self,
+            self.settings.worker_concurrency,
+            poll_seconds=self.settings.worker_poll_seconds,
+            lease_seconds=WORKER_LEASE_SECONDS,
+        )
+        pool.run(stop)
 
 
 def _lease(deadline: Deadline) -> float:

@@ -47,6 +47,8 @@ class ReconcileSettings:
     backoff_max_seconds: float
     max_attempts: int
     member_deletions_per_minute: int
+    member_deletion_window_seconds: float
+    worker_concurrency: int
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,12 @@ class ReconcileSchema(_Section):
     member_deletions_per_minute = fields.Integer(
         load_default=60, validate=validate.Range(min=0, max=10_000)
     )
+    # The window GitLab counts them in (a minute); shared by every instance through the database.
+    member_deletion_window_seconds = fields.Float(
+        load_default=60.0, validate=validate.Range(min=1, max=3600)
+    )
+    # Jobs the background worker runs at once; never two for one entity (their lease).
+    worker_concurrency = fields.Integer(load_default=8, validate=validate.Range(min=1, max=64))
 
     @post_load
     def _typed(self, data: dict[str, Any], **_: Any) -> ReconcileSettings:

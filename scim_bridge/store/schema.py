@@ -263,3 +263,14 @@ bridge_state = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Calls counted against a rolling-window limit of GitLab's (member deletions per group), one row
+# per call, shared by every process and instance; rows older than the window are pruned.
+paced_calls = Table(
+    "paced_calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", Text, nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+    Index("ix_paced_calls_key_taken_at", "key", "taken_at"),
+)

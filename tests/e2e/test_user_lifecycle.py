@@ -240,7 +240,8 @@ def test_gitlab_rate_limit_is_not_surfaced_to_entra(
 ) -> None:
     bridge = make_bridge(gitlab)
     live = serve(bridge)
-    gitlab.faults.add(status=429, retry_after=30)
+    # A short Retry-After: every call waits it out (the transport's gate), the worker's too.
+    gitlab.faults.add(status=429, retry_after=1)
     response = live.post("/Users", entra_user(externalId=OID))
     assert response.status_code == 201
     (job,) = bridge.bridge.queue.list()

@@ -1,0 +1,120 @@
+"""The background worker: N reconcile jobs at once, never two for one entity.
+
+Modelled on Kubernetes' controller-runtime: the durable queue (``store/jobs.py``) dedups by key
+(one row per entity, pending work coalesces), a job's lease keeps every other worker, in this
+process or another, off that entity while it runs, and each job retries with its own backoff
+(``JobRunner``), under the GitLab-wide pause the transport keeps after a 429.
+
+Jobs are claimed only for free workers: a claimed job waiting for a thread would hold a lease for
+nothing, out of reach of the other instances' workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from scim_bridge.store.jobs import Job
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 300.0
+
+
+class ClaimsDue(Protocol):
+    def claim_due(self, owner: str, lease_seconds: float, limit: int = 10) -> list[Job]: ...
+
+
+class BackgroundRunner(Protocol):
+    """What the pool needs of ``JobRunner``: its queue, its lease owner, and one job's run."""
+
+    @property
+    def queue(self) -> ClaimsDue: ...
+
+    @property
+    def owner(self) -> str: ...
+
+    def run_background(self, job: Job) -> None: ...
+
+
+class WorkerPool:
+    """Claims due jobs for its free workers and runs each on a thread of its own."""
+
+    def __init__(
+        self,
+        runner: BackgroundRunner,
+        concurrency: int,
+        *,
+        poll_seconds: float,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("a worker pool needs at least one worker")
+        self.runner = runner
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.lease_seconds = lease_seconds
+        self._lock = threading.Lock()
+        self._running = 0
+        self._keys: set[str] = set()  # the jobs running here
+        self._finished = threading.Event()  # a worker came free: there is room to claim again
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return self._running
+
+    def run(self, stop: threading.Event) -> None:
+        """Run jobs until ``stop`` is set, then return once the jobs in flight have finished."""
+        log.info("worker %s started, %d at once", self.runner.owner, self.concurrency)
+        next_claim = 0.0
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="reconcile") as executor:
+            while not stop.is_set():
+                self._finished.clear()
+                free = self.concurrency - self.running
+                if free and time.monotonic() >= next_claim:
+                    claimed = self._claim(free)
+                    for job in claimed:
+                        self._start(executor, job)
+                    # All free workers got a job: claim again as soon as one comes free. Fewer:
+                    # the queue has nothing more due, look again after the poll interval.
+                    next_claim = (
+                        0.0 if len(claimed) == free else time.monotonic() + self.poll_seconds
+                    )
+                # Woken early by a worker coming free; `stop` is looked at twice a second.
+                if self._finished.wait(min(self.poll_seconds, 0.5)):
+                    next_claim = 0.0
+            log.info("worker %s stopping: %d job(s) in flight", self.runner.owner, self.running)
+        log.info("worker %s stopped", self.runner.owner)
+
+    def _claim(self, free: int) -> list[Job]:
+        try:
+            return self.runner.queue.claim_due(self.runner.owner, self.lease_seconds, free)
+        except Exception:  # the database is away: look again after the poll interval
+            log.exception("claiming due jobs failed; retrying")
+            return []
+
+    def _start(self, executor: ThreadPoolExecutor, job: Job) -> None:
+        with self._lock:
+            if job.key in self._keys:
+                # Its lease expired while it still runs here: a second run would race the first
+                # on one entity. The new lease keeps the others off until this run is done.
+                log.warning("job %s outlived its lease and still runs here; not run twice", job.key)
+                return
+            self._keys.add(job.key)
+            self._running += 1
+        executor.submit(self._run, job)
+
+    def _run(self, job: Job) -> None:
+        try:
+            self.runner.run_background(job)
+        except Exception:  # the job's own outcome could not be saved: its lease expires
+            log.exception("job %s failed outside its reconcile", job.key)
+        finally:
+            with self._lock:
+                self._keys.discard(job.key)
+                self._running -= 1
+            self._finished.set()
