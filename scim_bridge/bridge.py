@@ -78,13 +78,10 @@ POOL_MARGIN = 4
 
 def pool_connections(settings: Settings) -> int:
     """Enough connections for the threads of one process that hold a transaction at once: a web
-    worker's request threads or the background worker's concurrent jobs, whichever is more.
-
-    Read with defaults (16 threads, 8 jobs) while those settings are being introduced.
+    worker's request threads or the background worker's concurrent jobs, whichever is more. A
+    pool opens its connections as they are needed, so an idle process holds few.
     """
-    threads = int(getattr(settings.server, "threads", 16))
-    jobs = int(getattr(settings.reconcile, "worker_concurrency", 8))
-    return max(threads, jobs) + POOL_MARGIN
+    return max(settings.server.threads, settings.reconcile.worker_concurrency) + POOL_MARGIN
 
 
 class Bridge:
