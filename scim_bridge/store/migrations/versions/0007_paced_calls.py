@@ -5,15 +5,15 @@ workers and the background worker together could exceed GitLab's limit and meet 
 
 Written out, not imported: a migration must do the same thing forever.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
