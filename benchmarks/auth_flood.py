@@ -3,7 +3,7 @@
     pip install . && python benchmarks/auth_flood.py [--connections 1000] [--requests 200]
                                                       [--baseline]
 
-It runs the real `scim-bridge serve` (default settings: two gunicorn workers of eight threads,
+It runs the real `scim-bridge serve` (default settings: two gunicorn workers of `[server] threads`,
 the 200 ms failure floor; SQLite in a temporary directory; dry-run) and creates a token with
 `scim-bridge tokens create`. A valid caller then sends sequential `GET /scim/v2/Users?count=1`
 from 127.0.0.1, first idle, then while an attacker process keeps `--connections` connections open
