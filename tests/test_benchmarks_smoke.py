@@ -43,7 +43,7 @@ def test_load_prints_each_case_and_target() -> None:
     for case in ("GET ?filter=userName", "POST /Users", "PATCH /Groups add-member"):
         assert out.count(f"\n  {case:<26} ") == 2, out  # a row in each latency's table
         assert f"{case}: answers" in out
-    assert "GitLab calls per op while answering: GET /users" in out
+    assert "GitLab calls per op while answering: POST /users" in out
     for target in ("filter GET >= 0.5x", "POST /Users overhead", "write transactions per"):
         assert target in out
     assert "targets (issue 13)" in out
