@@ -274,8 +274,16 @@ class JobQueue:
             )
 
     def claim_due(self, owner: str, lease_seconds: float, limit: int = 10) -> list[Job]:
-        """Claim the jobs whose time has come, oldest first; several workers never get the same one."""
+        """Claim the jobs whose time has come, oldest first; several workers never get the same one.
+
+        An idle queue is checked in a read transaction first: a worker polling an empty queue
+        takes no write lock (on SQLite, the one lock every SCIM write needs) and writes nothing.
+        """
         now = clock.now()
+        with self.db.transaction(write=False) as tx:
+            probe = select(jobs.c.id).where(self._claimable(now), jobs.c.run_after <= now)
+            if tx.connection.execute(probe.limit(1)).first() is None:
+                return []
         with self.db.transaction(write=True) as tx:
             statement = (
                 select(jobs)
