@@ -205,6 +205,12 @@ class Database:
         self.connections = max(1, connections)
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        # A fixed number of connections on either backend; a thread beyond them waits.
+        pooled: dict[str, Any] = {
+            "pool_size": self.connections,
+            "max_overflow": 0,
+            "pool_timeout": POOL_TIMEOUT_SECONDS,
+        }
         # The SQLite file, if the database is one (not in memory, not PostgreSQL).
         self.sqlite_file: Path | None = None
         if self.is_sqlite:
@@ -217,10 +223,8 @@ class Database:
                 self.engine = create_engine(
                     url,
                     poolclass=QueuePool,
-                    pool_size=self.connections,
-                    max_overflow=0,
-                    pool_timeout=POOL_TIMEOUT_SECONDS,
                     connect_args={"check_same_thread": False},
+                    **pooled,
                 )
             else:
                 # One in-memory database is one connection: every checkout must share it.
@@ -229,13 +233,7 @@ class Database:
                 )
             _configure_sqlite(self.engine, path)
         else:
-            self.engine = create_engine(
-                url,
-                pool_pre_ping=True,
-                pool_size=self.connections,
-                max_overflow=0,
-                pool_timeout=POOL_TIMEOUT_SECONDS,
-            )
+            self.engine = create_engine(url, pool_pre_ping=True, **pooled)
         _forget_pool_in_forked_children(self.engine)
         # Made once: each transaction takes the one it needs. SQLite's writers lock at BEGIN.
         begin = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}

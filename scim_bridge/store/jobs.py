@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import and_
 from sqlalchemy import delete
@@ -121,6 +122,17 @@ def _leased(row: object, now: datetime) -> bool:
     return until is not None and until >= now
 
 
+def _lease(row: Any, owner: str, until: datetime) -> Job:
+    """Lease one job row, selected in the current write transaction, to ``owner``: the run that
+    claims it covers the generation the row holds now."""
+    current_transaction().connection.execute(
+        update(jobs)
+        .where(jobs.c.id == row.id)
+        .values(lease_owner=owner, lease_until=until, claimed_generation=row.generation)
+    )
+    return _job(row)
+
+
 def _cause() -> dict[str, str | None]:
     """The columns naming who queues work now, or nothing when nobody is known.
 
@@ -201,16 +213,7 @@ class JobQueue:
             row = tx.connection.execute(statement).first()
             if row is None:
                 return None
-            tx.connection.execute(
-                update(jobs)
-                .where(jobs.c.id == row.id)
-                .values(
-                    lease_owner=owner,
-                    lease_until=now + timedelta(seconds=lease_seconds),
-                    claimed_generation=row.generation,
-                )
-            )
-            return _job(row)
+            return _lease(row, owner, now + timedelta(seconds=lease_seconds))
 
     def claim_inline(self, keys: list[str], owner: str, lease_seconds: float) -> list[Claim]:
         """Claim the jobs of a write just made, in the writer's transaction (or one of its own).
@@ -230,16 +233,7 @@ class JobQueue:
                     continue
                 job = None
                 if row.state == PENDING and not _leased(row, now):
-                    tx.connection.execute(
-                        update(jobs)
-                        .where(jobs.c.id == row.id)
-                        .values(
-                            lease_owner=owner,
-                            lease_until=now + timedelta(seconds=lease_seconds),
-                            claimed_generation=row.generation,
-                        )
-                    )
-                    job = _job(row)
+                    job = _lease(row, owner, now + timedelta(seconds=lease_seconds))
                 claims.append(Claim(key, row.id, row.generation, job))
         return claims
 

@@ -89,3 +89,11 @@ def servers(environment: dict[str, str], tmp_path: Path) -> Iterator[list[Server
     yield started
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def acme(gitlab: Any) -> Any:
+    """The GitLab double with the groups the rules of the membership tests name."""
+    gitlab.add_group("acme")
+    gitlab.add_group("acme/engineering")
+    return gitlab

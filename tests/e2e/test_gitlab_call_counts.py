@@ -21,13 +21,6 @@ GROUP_PATH = "/api/v4/groups/acme%2Fengineering"
 
 
 @pytest.fixture
-def acme(gitlab: Any) -> Any:
-    gitlab.add_group("acme")
-    gitlab.add_group("acme/engineering")
-    return gitlab
-
-
-@pytest.fixture
 def bridge(make_bridge: Any, acme: Any) -> Any:
     return make_bridge(acme, groups={"rules": (RULE,)})
 

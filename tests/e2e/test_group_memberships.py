@@ -32,13 +32,6 @@ RULES = (
 
 
 @pytest.fixture
-def acme(gitlab: Any) -> Any:
-    gitlab.add_group("acme")
-    gitlab.add_group("acme/engineering")
-    return gitlab
-
-
-@pytest.fixture
 def bridge(make_bridge: Any, acme: Any) -> Any:
     return make_bridge(acme, groups={"rules": RULES})
 

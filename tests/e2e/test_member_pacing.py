@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from scim_bridge import clock
 from tests.conftest import BridgeUnderTest
 from tests.e2e.test_group_memberships import DEVS_OID
@@ -19,13 +17,6 @@ from tests.e2e.test_group_memberships import levels
 from tests.e2e.test_group_memberships import without_root
 
 WINDOW = 2.0  # GitLab's minute, shortened in the double and in the bridge alike
-
-
-@pytest.fixture
-def acme(gitlab: Any) -> Any:
-    gitlab.add_group("acme")
-    gitlab.add_group("acme/engineering")
-    return gitlab
 
 
 def deletes(gitlab: Any) -> list[int]:

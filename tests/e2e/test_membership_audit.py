@@ -30,13 +30,6 @@ MEMBERS_PATH = r"^/api/v4/groups/\d+/members$"
 PATIENT = {"inline_deadline_seconds": 600.0}
 
 
-@pytest.fixture
-def acme(gitlab: Any) -> Any:
-    gitlab.add_group("acme")
-    gitlab.add_group("acme/engineering")
-    return gitlab
-
-
 def provision(bridge: Any, gitlab: Any, names: list[str]) -> dict[str, int]:
     """SCIM id → GitLab user id for new users; the worker finishes what a slow request left."""
     scim_ids = {}

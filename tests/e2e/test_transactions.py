@@ -59,13 +59,6 @@ def transactions(bridge: BridgeUnderTest) -> Iterator[Counter[str]]:
         event.remove(engine, "begin", begun)
 
 
-@pytest.fixture
-def acme(gitlab: Any) -> Any:
-    gitlab.add_group("acme")
-    gitlab.add_group(ENGINEERING)
-    return gitlab
-
-
 def user(scim: ScimClient, name: str) -> str:
     response = scim.post("/Users", entra_user(f"{name}@contoso.com", externalId=f"oid-{name}"))
     assert response.status_code == 201, response.json
