@@ -73,6 +73,7 @@ from scim_bridge.provisioning.worker_pool import WorkerPool
 from scim_bridge.settings import ReconcileSettings
 from scim_bridge.store.jobs import DONE
 from scim_bridge.store.jobs import Claim
+from scim_bridge.store.jobs import Covering
 from scim_bridge.store.jobs import Job
 from scim_bridge.store.jobs import JobQueue
 
@@ -167,12 +168,14 @@ class JobRunner:
     def _await(self, claim: Claim, deadline: Deadline) -> Job | None:
         """Wait while another run holds the job; None when a run covered the write (or at the
         deadline), the job when this request must run it."""
+        covering: Covering | None = None
         while not _passed(deadline):
-            turn = self.queue.await_turn(claim, self.owner, _lease(deadline))
+            turn = self.queue.await_turn(claim, self.owner, _lease(deadline), covering)
             if isinstance(turn, Job):
                 return turn
             if turn == DONE or (deadline.remaining() or 0.0) <= POLL_SECONDS:
                 return None
+            covering = turn if isinstance(turn, Covering) else None
             time.sleep(POLL_SECONDS)
         return None
 

@@ -79,6 +79,15 @@ class Claim:
     job: Job | None = None
 
 
+@dataclass(frozen=True)
+class Covering:
+    """A run in progress that covers a waiting write: told apart from a later run of the same
+    job by the generation it claimed and its lease."""
+
+    generation: int
+    lease_until: datetime | None
+
+
 WAIT = "wait"  # a run in progress (or one that must run first) has the job: poll again
 DONE = "done"  # a run covered the write, or nothing is left to run
 
@@ -237,10 +246,17 @@ class JobQueue:
                 claims.append(Claim(key, row.id, row.generation, job))
         return claims
 
-    def await_turn(self, claim: Claim, owner: str, lease_seconds: float) -> Job | str:
+    def await_turn(
+        self, claim: Claim, owner: str, lease_seconds: float, covering: Covering | None = None
+    ) -> Job | Covering | str:
         """One look at a job whose write someone else's run holds: :data:`DONE` when a run
-        covered the write (or it was parked), :data:`WAIT` while a run is in progress, or the job,
-        claimed, when no run covers the write and none holds the job.
+        covered the write (or it was parked), a :class:`Covering` while a run that covers it is
+        in progress, :data:`WAIT` while a run that does not is, or the job, claimed, when no run
+        covers the write and none holds the job.
+
+        ``covering`` is what the previous look returned: once that run has ended the write is
+        covered, even if another run has the job by now (a burst of writes to one group keeps
+        it busy run after run; the request must not wait for them all).
 
         A read transaction, and a write one only to claim.
         """
@@ -249,9 +265,15 @@ class JobQueue:
             row = tx.connection.execute(select(jobs).where(jobs.c.key == claim.key)).first()
         if row is None or row.id != claim.job_id or row.state != PENDING:
             return DONE  # completed by a run that claimed it after the write; or parked
+        covered = row.claimed_generation is not None and row.claimed_generation >= claim.generation
         if _leased(row, now):
-            return WAIT
-        if row.claimed_generation is not None and row.claimed_generation >= claim.generation:
+            if not covered:
+                return WAIT
+            run = Covering(row.claimed_generation, clock.aware(row.lease_until))
+            if covering is not None and run != covering:
+                return DONE  # the run that covered the write ended; this one is another
+            return run
+        if covered:
             # A run covered the write and ended: completed, or released for a newer write (whose
             # own request runs it) or for a retry (the worker's).
             return DONE

@@ -138,3 +138,37 @@ def test_a_claimed_job_carries_its_cause(db: Database) -> None:
     assert inline is not None and inline.cause == ENTRA
     (background,) = queue.claim_due("worker", lease_seconds=60)
     assert background.key == "user:u2" and background.cause == ENTRA
+
+
+def claim_after_write(db: Database, queue: JobQueue, entity: str = "u1") -> job_module.Claim:
+    """A request's write and its inline claim, in one transaction, as the SCIM write makes them."""
+    with db.transaction(write=True):
+        key = job_module.enqueue("user", entity)
+        (claim,) = queue.claim_inline([key], "request", lease_seconds=60)
+    return claim
+
+
+def test_a_waiting_write_waits_for_the_run_that_covers_it_not_for_the_runs_after(
+    db: Database,
+) -> None:
+    """A burst of writes keeps one job busy run after run: a request is done when the run that
+    covered its write ends, whoever holds the job by then."""
+    queue = JobQueue(db)
+    running = claim_after_write(db, queue).job  # the first request runs the job
+    assert running is not None
+    waiting = claim_after_write(db, queue)  # a second write, while that run is in progress
+    assert waiting.job is None
+    assert queue.await_turn(waiting, "request-2", 60) == job_module.WAIT  # not covered by it
+    assert queue.complete(running) is False  # the second write is still to apply: released
+    (covering,) = queue.claim_due("worker", lease_seconds=60)  # another runner takes it up
+    seen = queue.await_turn(waiting, "request-2", 60)
+    assert isinstance(seen, job_module.Covering), "the run in progress covers the write"
+    assert queue.await_turn(waiting, "request-2", 60, seen) == seen  # still the same run
+    claim_after_write(db, queue)  # a third write during the covering run
+    assert queue.complete(covering) is False
+    (after,) = queue.claim_due("worker", lease_seconds=60)  # the run after it starts at once
+    assert queue.await_turn(waiting, "request-2", 60, seen) == job_module.DONE
+    assert queue.await_turn(waiting, "request-2", 60) != job_module.DONE, (
+        "without having seen the covering run, a run in progress is waited for"
+    )
+    assert after.generation == 3
