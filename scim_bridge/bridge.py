@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from functools import cached_property
@@ -276,10 +275,10 @@ class Bridge:
         """After a SCIM write commits: reconcile inline within the deadline."""
         work = claimed
         assert isinstance(work, InlineWork)
-        seconds = self.settings.reconcile.inline_deadline_seconds
         try:
-            # GitLab's pauses (429) are waited out only within the deadline, like everything else.
-            with gitlab_deadline(time.monotonic() + seconds):
+            # GitLab's pauses (429) are waited out only within the request's own deadline, the
+            # one its claims were made with.
+            with gitlab_deadline(work.deadline.at):
                 self.runner.run_claimed(work)
         except Rejected as rejection:
             status, scim_type = REJECTION_ERRORS[rejection.kind]

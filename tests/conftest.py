@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from scim_bridge.settings import settings_from_toml
 from scim_bridge.store import audit
 from scim_bridge.store import migrate
 from scim_bridge.store.audit_verify import verify as verify_audit_chain
+from scim_bridge.store.db import MODE_OPTION
 from scim_bridge.store.db import Database
 from tests.gitlab_double import GitLabDouble
 
@@ -230,6 +232,17 @@ def incompressible(size: int) -> str:
 
 
 @contextmanager
+def engine_listener(bridge: BridgeUnderTest, name: str, listener: Any) -> Iterator[None]:
+    """``listener`` on the bridge's engine event ``name`` for the block."""
+    engine = bridge.bridge.db.engine
+    event.listen(engine, name, listener)
+    try:
+        yield
+    finally:
+        event.remove(engine, name, listener)
+
+
+@contextmanager
 def sql_statements(bridge: BridgeUnderTest) -> Iterator[list[str]]:
     """The SQL statements the bridge runs meanwhile: query counts are proven, not timed."""
     seen: list[str] = []
@@ -237,12 +250,20 @@ def sql_statements(bridge: BridgeUnderTest) -> Iterator[list[str]]:
     def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(statement)
 
-    engine = bridge.bridge.db.engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
+    with engine_listener(bridge, "before_cursor_execute", note):
         yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
+
+
+@contextmanager
+def transactions(bridge: BridgeUnderTest) -> Iterator[Counter[str]]:
+    """The transactions the bridge begins meanwhile, by mode ("write" or "read")."""
+    counted: Counter[str] = Counter()
+
+    def begun(connection: Any) -> None:
+        counted[connection.get_execution_options().get(MODE_OPTION, "other")] += 1
+
+    with engine_listener(bridge, "begin", begun):
+        yield counted
 
 
 def entra_user(user_name: str = "Jane.Doe@contoso.com", **overrides: Any) -> dict[str, Any]:

@@ -61,10 +61,13 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_FILE_MODE = 0o600  # the owner only: the file holds token hashes and the audit trail
 SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 ROWS_PER_STATEMENT = 1000  # a multi-row INSERT stays well below both databases' parameter limits
+# Every transaction counts one: the counter's two children, looked up once, not per transaction.
+_WRITES = DB_TRANSACTIONS.labels("write")
+_READS = DB_TRANSACTIONS.labels("read")
 # The execution option a transaction's connection carries: "write" or "read" (an engine event
 # listener can tell the two apart on both backends, e.g. to count them in a test).
 MODE_OPTION = "scim_bridge_mode"
-DEFAULT_CONNECTIONS = 20  # gunicorn's threads (16) and a margin; see ``Database``
+DEFAULT_CONNECTIONS = 20  # a Database made without settings; the bridge sizes its own (bridge.py)
 POOL_TIMEOUT_SECONDS = 30.0  # a thread waits this long for a free connection, then fails
 
 
@@ -263,7 +266,7 @@ class Database:
             yield outer
             return
         engine = self._writer if write else self._reader
-        DB_TRANSACTIONS.labels("write" if write else "read").inc()
+        (_WRITES if write else _READS).inc()
         gate = self._write_gate if write else nullcontext()
         with gate, engine.connect() as connection, connection.begin():
             tx = Transaction(connection=connection, write=write)

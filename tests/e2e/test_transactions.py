@@ -7,27 +7,24 @@ Counted, never timed: an engine listener notes each transaction's BEGIN with its
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy import select
 from sqlalchemy import update
 
 from scim_bridge.settings import GroupRule
 from scim_bridge.store import audit
 from scim_bridge.store.audit_verify import verify
-from scim_bridge.store.db import MODE_OPTION
 from scim_bridge.store.schema import api_tokens
 from scim_bridge.store.schema import membership_dirty
 from tests.conftest import BridgeUnderTest
 from tests.conftest import ScimClient
 from tests.conftest import entra_user
 from tests.conftest import make_settings
+from tests.conftest import transactions
 
 DEVELOPER = 30
 ENGINEERING = "acme/engineering"
@@ -41,22 +38,6 @@ RULES = (
 )
 # Long enough that a GitLab call the test holds never times out, however busy the machine.
 PATIENT_SECONDS = 60.0
-
-
-@contextmanager
-def transactions(bridge: BridgeUnderTest) -> Iterator[Counter[str]]:
-    """The transactions the bridge begins meanwhile, by mode ("write" or "read")."""
-    counted: Counter[str] = Counter()
-
-    def begun(connection: Any) -> None:
-        counted[connection.get_execution_options().get(MODE_OPTION, "other")] += 1
-
-    engine = bridge.bridge.db.engine
-    event.listen(engine, "begin", begun)
-    try:
-        yield counted
-    finally:
-        event.remove(engine, "begin", begun)
 
 
 def user(scim: ScimClient, name: str) -> str:
