@@ -185,23 +185,36 @@ class DocumentStore(ScimStorage):
         )
 
     def search_rows(self, search_request: SearchRequest[Any]) -> tuple[int, list[Any]]:
-        """One page of rows: filtered and sorted in SQL, then paged (never post-filtered)."""
+        """One page of rows: filtered and sorted in SQL, then paged (never post-filtered).
+
+        The total is counted only when the page cannot tell it: a page that holds rows but fewer
+        than it could, or a first page, ends the result set, so ``offset + rows`` is the total
+        (both reads see one snapshot: they share the request's transaction). Entra's lookup by
+        ``userName``/``externalId`` thus costs one query, not two.
+        """
         connection = current_transaction().connection
         translator = self.filter_sql(connection, search_request)
         condition = filter_condition(search_request, translator)
         order = sort_clauses(search_request, translator, self.table.c.id)
+        offset = search_request.start_index_0 or 0
+        count = search_request.count
+        rows: list[Any] = []
+        if count != 0:
+            statement = (
+                select(self.table)
+                .where(condition)
+                .order_by(*(order or (self.table.c.created, self.table.c.id)))
+                .offset(offset)
+            )
+            if count is not None:
+                statement = statement.limit(count)
+            rows = list(connection.execute(statement).mappings().all())
+        if count != 0 and (count is None or len(rows) < count) and (rows or offset == 0):
+            return offset + len(rows), rows
         total = connection.execute(
             select(func.count()).select_from(self.table).where(condition)
         ).scalar_one()
-        statement = (
-            select(self.table)
-            .where(condition)
-            .order_by(*(order or (self.table.c.created, self.table.c.id)))
-            .offset(search_request.start_index_0 or 0)
-        )
-        if search_request.count is not None:
-            statement = statement.limit(search_request.count)
-        return int(total), list(connection.execute(statement).mappings().all())
+        return int(total), rows
 
     # -- Writing ------------------------------------------------------------
 
