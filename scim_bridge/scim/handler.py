@@ -23,6 +23,9 @@ from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 from scim2_server.service import scim_exception_of
 
+from scim_bridge.scim.quick_search import KeyLookup
+from scim_bridge.scim.quick_search import QuickSearch
+
 _query: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("scim_query")
 
 
@@ -39,6 +42,16 @@ def request_query() -> Mapping[str, str]:
 
 
 class BridgeScimHandler(ScimHandler):
+    def __init__(self, service: Any, storage: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(service, storage, *args, **kwargs)
+        self.quick = QuickSearch(service, storage) if isinstance(storage, KeyLookup) else None
+
+    def search(self, request: ScimRequest) -> ScimResponse:
+        """Entra's lookup by the unique attribute from the stored document (``quick_search``)."""
+        if self.quick is not None and (answer := self.quick.answer(request)) is not None:
+            return answer
+        return super().search(request)
+
     def handle(self, request: ScimRequest) -> ScimResponse:
         token = _query.set(request.query)
         try:

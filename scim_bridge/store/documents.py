@@ -11,6 +11,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from scim2_models import InvalidValueException
@@ -83,6 +85,18 @@ def version_number(tag: str | None) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
+@dataclass(frozen=True)
+class StoredDocument:
+    """A resource as kept: its document (with what other rows hold of it, when asked for), and
+    the columns its ``meta`` is made of. What ``_resource`` validates into a model, unvalidated."""
+
+    id: str
+    document: dict[str, Any]
+    created: datetime
+    last_modified: datetime
+    version: str  # the ETag, as meta.version gives it
+
+
 class DocumentStore(ScimStorage):
     """One SCIM resource type in one table; subclasses fill in the class attributes."""
 
@@ -92,6 +106,7 @@ class DocumentStore(ScimStorage):
     unique_attribute: str  # the SCIM attribute unique case-insensitively (userName, displayName)
     unique_column: str  # its folded form's column
     display_column: str  # its value's column
+    related_attribute: str  # the attribute other rows hold (a user's groups, a group's members)
     # Attributes never kept, returned or audited, in lower case (see ``without_attributes``).
     never_stored: frozenset[str] = frozenset()
 
@@ -147,6 +162,36 @@ class DocumentStore(ScimStorage):
             version=version_tag(row["version"]),
         )
         return resource
+
+    def related(self, resource_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Each resource's ``related_attribute`` entries, read from the rows that hold them."""
+        raise NotImplementedError
+
+    def stored_by_key(self, value: str, *, related: bool) -> list[StoredDocument]:
+        """The resource whose unique attribute equals ``value`` as SCIM compares it
+        (caseExact=false: NFC and lower case, RFC 7643 §2.3.1), read by its indexed key column.
+
+        Entra looks a resource up this way before each write (entra.md §1.2). The answer is what
+        a search with ``filter=<unique attribute> eq "value"`` finds, with its ``related``
+        entries unless the caller leaves them out.
+        """
+        with self.operation():
+            statement = select(self.table).where(self.table.c[self.unique_column] == folded(value))
+            rows = list(current_transaction().connection.execute(statement).mappings().all())
+            found = self.related([row["id"] for row in rows]) if related and rows else {}
+            return [self._stored(row, found.get(row["id"])) for row in rows]
+
+    def _stored(self, row: Any, entries: list[dict[str, Any]] | None) -> StoredDocument:
+        document = self.kept(row["data"])
+        if entries:  # none: no attribute at all, never an empty list (as ``_resource``)
+            document[self.related_attribute] = entries
+        return StoredDocument(
+            id=row["id"],
+            document=document,
+            created=clock.aware(row["created"]),
+            last_modified=clock.aware(row["last_modified"]),
+            version=version_tag(row["version"]),
+        )
 
     def _check_version(self, row: Any, expected_version: str | None) -> None:
         expected = version_number(expected_version)

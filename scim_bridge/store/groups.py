@@ -127,6 +127,7 @@ class GroupStore(DocumentStore):
     unique_attribute = "displayName"
     unique_column = "display_name_key"
     display_column = "display_name"
+    related_attribute = "members"
 
     def document(self, resource: Resource[Any]) -> dict[str, Any]:
         document = super().document(resource)
@@ -162,6 +163,9 @@ class GroupStore(DocumentStore):
                 member["display"] = display
             found[group_id].append(member)
         return found
+
+    def related(self, resource_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        return self._members(resource_ids)
 
     def _group(self, row: Any, members: list[dict[str, Any]] | None) -> Resource[Any]:
         return self._resource(row, {"members": members} if members else None)

@@ -117,7 +117,7 @@ def _job(row: object) -> Job:
         generation=mapping["generation"],
         state=mapping["state"],
         attempts=mapping["attempts"],
-        run_after=clock.aware(mapping["run_after"]),  # type: ignore[arg-type]
+        run_after=clock.aware(mapping["run_after"]),
         last_error=mapping["last_error"],
         actor=mapping["actor"],
         request_id=mapping["request_id"],

@@ -20,6 +20,7 @@ from sqlalchemy import union_all
 from scim_bridge.store.db import Database
 from scim_bridge.store.db import current_transaction
 from scim_bridge.store.documents import DocumentStore
+from scim_bridge.store.documents import StoredDocument
 from scim_bridge.store.filters import filter_condition
 from scim_bridge.store.groups import GroupStore
 from scim_bridge.store.users import UserStore
@@ -37,6 +38,16 @@ class ScimStore(ScimStorage):
         if name is None:  # every type the provider serves has a name: unknown, like a wrong one
             raise KeyError(name)
         return self._by_name[name]
+
+    def key_attributes(self, resource_type: ResourceType) -> tuple[str, str]:
+        """The type's unique attribute and the attribute other rows hold (``stored_by_key``)."""
+        store = self.of(resource_type)
+        return store.unique_attribute, store.related_attribute
+
+    def stored_by_key(
+        self, resource_type: ResourceType, value: str, *, related: bool
+    ) -> list[StoredDocument]:
+        return self.of(resource_type).stored_by_key(value, related=related)
 
     def operation(self) -> AbstractContextManager[None]:
         """Join the request's transaction, or open one when called on its own."""

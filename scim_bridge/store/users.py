@@ -65,6 +65,7 @@ class UserStore(DocumentStore):
     unique_column = "user_name_key"
     display_column = "user_name"
     never_stored = NEVER_STORED
+    related_attribute = "groups"
 
     def extra_columns(self, document: dict[str, Any]) -> dict[str, Any]:
         active = document.get("active")
@@ -100,6 +101,9 @@ class UserStore(DocumentStore):
                 entry["type"] = "direct"
                 found[user_id].append(entry)
         return found
+
+    def related(self, resource_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        return self._groups(resource_ids)
 
     def _user(self, row: Any, entries: list[dict[str, Any]] | None) -> Resource[Any]:
         """The user with its groups (none: no ``groups`` at all, never an empty list)."""
