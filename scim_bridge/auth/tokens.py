@@ -5,6 +5,7 @@ A token reads ``sbt_<lookup>_<secret>`` and is stored as described in ``auth/cre
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,4 +79,6 @@ class TokenStore:
             if seen is not None and now - seen < LAST_USED_GRANULARITY:
                 return
             self._marked[token_id] = now
-        self.repository.mark_used(token_id, now)
+        # A write of its own, outside the transaction a read request checks its credential in
+        # (an empty context holds no transaction).
+        contextvars.Context().run(self.repository.mark_used, token_id, now)

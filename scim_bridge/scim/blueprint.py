@@ -3,7 +3,8 @@
 The order of a write is what makes it safe (DESIGN.md 2-3): validate, write the resource, its audit
 event and its reconcile job (claimed for this request's inline run) in one transaction, commit, and only then let the target catch up within
 the request's deadline. A write the target refuses for good is undone and answered as a SCIM error,
-so Entra never holds an acknowledgement the bridge could not honour.
+so Entra never holds an acknowledgement the bridge could not honour. A read (GET, HEAD) runs in
+one read transaction from the credential's check to the answer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from contextlib import nullcontext
 from http import HTTPStatus
 from typing import Protocol
 
@@ -185,6 +187,12 @@ class ScimEndpoints:
         return response
 
     def _respond(self, request_id: str, source: str | None) -> Response:
+        # A read checks its credential in the transaction it answers from: one, not two.
+        read = request.method not in WRITE_METHODS
+        with self.transaction(False) if read else nullcontext():
+            return self._authenticated(request_id, source)
+
+    def _authenticated(self, request_id: str, source: str | None) -> Response:
         # Authentication first: only a failure counts against the address, so a valid credential
         # is never refused for what else comes from there.
         try:

@@ -11,6 +11,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
@@ -37,6 +38,10 @@ def _api_token(row: Any) -> ApiToken:
     return ApiToken(
         id=row["id"], name=row["name"], secret_hash=row["secret_hash"], **lifetime_columns(row)
     )
+
+
+# Built once: every authenticated request runs it (SQLAlchemy caches its compiled form).
+BY_LOOKUP = select(api_tokens).where(api_tokens.c.lookup == bindparam("lookup"))
 
 
 class ApiTokenRepository:
@@ -81,11 +86,7 @@ class ApiTokenRepository:
     def find_by_lookup(self, lookup: str) -> ApiToken | None:
         """The token whose lookup half is ``lookup``, live or not: the caller checks the rest."""
         with self.db.transaction(write=False) as tx:
-            row = (
-                tx.connection.execute(select(api_tokens).where(api_tokens.c.lookup == lookup))
-                .mappings()
-                .first()
-            )
+            row = tx.connection.execute(BY_LOOKUP, {"lookup": lookup}).mappings().first()
         return None if row is None else _api_token(row)
 
     def mark_used(self, token_id: int, at: datetime) -> None:

@@ -25,7 +25,9 @@ from scim2_models import SearchRequest
 from scim2_models import UniquenessException
 from scim2_models.path import AttrPath
 from scim2_server.storage import ScimStorage
+from sqlalchemy import Select
 from sqlalchemy import Table
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
@@ -124,6 +126,7 @@ class DocumentStore(ScimStorage):
         # ``[audit] redact_values``: the trail names the attributes that changed, not their values.
         self.redact_values = redact_values
         self._dialect: SqlDialect | None = None
+        self._by_key: Select[Any] | None = None
 
     # -- Transactions -----------------------------------------------------
 
@@ -176,8 +179,12 @@ class DocumentStore(ScimStorage):
         entries unless the caller leaves them out.
         """
         with self.operation():
-            statement = select(self.table).where(self.table.c[self.unique_column] == folded(value))
-            rows = list(current_transaction().connection.execute(statement).mappings().all())
+            if self._by_key is None:  # built once (SQLAlchemy caches its compiled form)
+                column = self.table.c[self.unique_column]
+                self._by_key = select(self.table).where(column == bindparam("key"))
+            connection = current_transaction().connection
+            found_rows = connection.execute(self._by_key, {"key": folded(value)})
+            rows = list(found_rows.mappings().all())
             found = self.related([row["id"] for row in rows]) if related and rows else {}
             return [self._stored(row, found.get(row["id"])) for row in rows]
 
