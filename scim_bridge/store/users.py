@@ -58,11 +58,14 @@ def wants_groups(
 
 # Built once: SQLAlchemy caches the compiled form of a statement object it has seen (the lookup
 # answering Entra's GET spends less on building SQL than on running it).
-GROUPS_OF_USERS = (
-    select(group_members.c.member_id, groups.c.id, groups.c.display_name)
-    .join(groups, groups.c.id == group_members.c.group_id)
-    .where(group_members.c.member_id.in_(bindparam("ids", expanding=True)))
-    .order_by(group_members.c.member_id, groups.c.id)
+_GROUP_ROWS = select(group_members.c.member_id, groups.c.id, groups.c.display_name).join(
+    groups, groups.c.id == group_members.c.group_id
+)
+GROUPS_OF_USERS = _GROUP_ROWS.where(
+    group_members.c.member_id.in_(bindparam("ids", expanding=True))
+).order_by(group_members.c.member_id, groups.c.id)
+GROUPS_OF_USER = _GROUP_ROWS.where(group_members.c.member_id == bindparam("id")).order_by(
+    groups.c.id
 )
 
 
@@ -100,7 +103,10 @@ class UserStore(DocumentStore):
         connection = current_transaction().connection
         for start in range(0, len(user_ids), BATCH):
             batch = user_ids[start : start + BATCH]
-            rows = connection.execute(GROUPS_OF_USERS, {"ids": batch})
+            if len(batch) == 1:  # Entra's lookup: no IN list to expand
+                rows = connection.execute(GROUPS_OF_USER, {"id": batch[0]})
+            else:
+                rows = connection.execute(GROUPS_OF_USERS, {"ids": batch})
             for user_id, group_id, display in rows:
                 entry = {"value": group_id, "$ref": f"Groups/{quote(group_id, safe='')}"}
                 if display:
