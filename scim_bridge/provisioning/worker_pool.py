@@ -6,7 +6,9 @@ process or another, off that entity while it runs, and each job retries with its
 (``JobRunner``), under the GitLab-wide pause the transport keeps after a 429.
 
 Jobs are claimed only for free workers: a claimed job waiting for a thread would hold a lease for
-nothing, out of reach of the other instances' workers.
+nothing, out of reach of the other instances' workers. A worker that ends a job claims its next
+one in the same transaction (``JobRunner.run_background(next_lease=…)``), so a backlog drains
+without a claim transaction of its own per job; the pool claims for workers that came free idle.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -37,7 +40,9 @@ class BackgroundRunner(Protocol):
     @property
     def owner(self) -> str: ...
 
-    def run_background(self, job: Job) -> None: ...
+    def run_background(
+        self, job: Job, *, next_lease: Callable[[], float | None] | None = None
+    ) -> Job | None: ...
 
 
 class WorkerPool:
@@ -61,6 +66,7 @@ class WorkerPool:
         self._running = 0
         self._keys: set[str] = set()  # the jobs running here
         self._finished = threading.Event()  # a worker came free: there is room to claim again
+        self._stop = threading.Event()  # set: a worker claims no next job
 
     @property
     def running(self) -> int:
@@ -69,6 +75,7 @@ class WorkerPool:
 
     def run(self, stop: threading.Event) -> None:
         """Run jobs until ``stop`` is set, then return once the jobs in flight have finished."""
+        self._stop = stop
         log.info("worker %s started, %d at once", self.runner.owner, self.concurrency)
         next_claim = 0.0
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="reconcile") as executor:
@@ -99,22 +106,40 @@ class WorkerPool:
 
     def _start(self, executor: ThreadPoolExecutor, job: Job) -> None:
         with self._lock:
-            if job.key in self._keys:
-                # Its lease expired while it still runs here: a second run would race the first
-                # on one entity. The new lease keeps the others off until this run is done.
-                log.warning("job %s outlived its lease and still runs here; not run twice", job.key)
+            if not self._take(job):
                 return
-            self._keys.add(job.key)
             self._running += 1
         executor.submit(self._run, job)
 
+    def _next_lease(self) -> float | None:
+        """A worker's next job's lease, as its run ends; None once the pool is stopping."""
+        return None if self._stop.is_set() else self.lease_seconds
+
+    def _take(self, job: Job) -> bool:
+        """Note ``job`` as running here, unless it already is (call with the lock held)."""
+        if job.key in self._keys:
+            # Its lease expired while it still runs here: a second run would race the first
+            # on one entity. The new lease keeps the others off until this run is done.
+            log.warning("job %s outlived its lease and still runs here; not run twice", job.key)
+            return False
+        self._keys.add(job.key)
+        return True
+
     def _run(self, job: Job) -> None:
-        try:
-            self.runner.run_background(job)
-        except Exception:  # the job's own outcome could not be saved: its lease expires
-            log.exception("job %s failed outside its reconcile", job.key)
-        finally:
-            with self._lock:
-                self._keys.discard(job.key)
-                self._running -= 1
-            self._finished.set()
+        """Run ``job``, then each next job its ending claimed, until none or the pool stops."""
+        current: Job | None = job
+        while current is not None:
+            following: Job | None = None
+            try:
+                following = self.runner.run_background(current, next_lease=self._next_lease)
+            except Exception:  # the job's own outcome could not be saved: its lease expires
+                log.exception("job %s failed outside its reconcile", current.key)
+            finally:
+                with self._lock:
+                    self._keys.discard(current.key)
+                    if following is not None and not self._take(following):
+                        following = None
+                    if following is None:
+                        self._running -= 1
+            current = following
+        self._finished.set()

@@ -21,6 +21,7 @@ from scim_bridge.provisioning.worker_pool import WorkerPool
 from scim_bridge.store.schema import jobs
 from tests.conftest import BridgeUnderTest
 from tests.conftest import entra_user
+from tests.conftest import transactions
 
 CREATE_USER = r"^/api/v4/users$"
 
@@ -177,3 +178,17 @@ def test_a_job_that_outlives_its_lease_is_not_run_twice_by_its_worker(
         release.set()
         thread.join()
     assert len(gitlab.calls("POST", "/api/v4/users")) == 1
+
+
+def test_a_worker_claims_its_next_job_as_it_ends_the_last(
+    make_bridge: Callable[..., BridgeUnderTest], gitlab: Any
+) -> None:
+    """A backlog drains on two write transactions per account (its creation's mark, and the end
+    that also claims the next job), plus the first claim: no claim transaction per job."""
+    jobs_count = 6
+    bridge = backlog(gitlab, make_bridge, jobs_count, worker_concurrency=1)
+    bridge.bridge.protector.current()  # the protected accounts, resolved once before counting
+    with transactions(bridge) as counted, worker(bridge):
+        wait_for(lambda: bridge.bridge.queue.list() == [], "the backlog drained")
+    assert len(gitlab.users()) == 1 + jobs_count
+    assert counted["write"] == 2 * jobs_count + 1, counted
