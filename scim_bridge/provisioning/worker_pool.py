@@ -25,10 +25,15 @@ from scim_bridge.store.jobs import Job
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 300.0
+# The shortest sleep between claims when nothing is due: a job due "now" that another instance is
+# claiming must not make this one spin.
+MIN_WAIT_SECONDS = 0.05
 
 
 class ClaimsDue(Protocol):
     def claim_due(self, owner: str, lease_seconds: float, limit: int = 10) -> list[Job]: ...
+
+    def seconds_until_due(self) -> float | None: ...
 
 
 class BackgroundRunner(Protocol):
@@ -87,15 +92,29 @@ class WorkerPool:
                     for job in claimed:
                         self._start(executor, job)
                     # All free workers got a job: claim again as soon as one comes free. Fewer:
-                    # the queue has nothing more due, look again after the poll interval.
+                    # the queue has nothing more due, look again when the next job is due, or
+                    # after the poll interval if that comes first.
                     next_claim = (
-                        0.0 if len(claimed) == free else time.monotonic() + self.poll_seconds
+                        0.0 if len(claimed) == free else time.monotonic() + self._idle_wait()
                     )
                 # Woken early by a worker coming free; `stop` is looked at twice a second.
-                if self._finished.wait(min(self.poll_seconds, 0.5)):
+                timeout = min(self.poll_seconds, 0.5)
+                if free and next_claim:
+                    timeout = min(timeout, max(next_claim - time.monotonic(), MIN_WAIT_SECONDS))
+                if self._finished.wait(timeout):
                     next_claim = 0.0
             log.info("worker %s stopping: %d job(s) in flight", self.runner.owner, self.running)
         log.info("worker %s stopped", self.runner.owner)
+
+    def _idle_wait(self) -> float:
+        """Until the next job is due, within the poll interval and no less than a floor."""
+        try:
+            due = self.runner.queue.seconds_until_due()
+        except Exception:  # the database is away: look again after the poll interval
+            log.exception("reading when the next job is due failed")
+            due = None
+        wait = self.poll_seconds if due is None else min(self.poll_seconds, due)
+        return max(wait, MIN_WAIT_SECONDS)
 
     def _claim(self, free: int) -> list[Job]:
         try:

@@ -323,6 +323,22 @@ class JobQueue:
                 )
             return [_job(row) for row in rows]
 
+    def seconds_until_due(self) -> float | None:
+        """How long until the earliest job no one holds is due (0: one is); None: none waits.
+
+        A worker that found nothing due sleeps until then when that comes before its next poll:
+        a retry runs as its backoff ends, not up to a poll interval later.
+        """
+        now = clock.now()
+        with self.db.transaction(write=False) as tx:
+            earliest: datetime | None = tx.connection.execute(
+                select(func.min(jobs.c.run_after)).where(self._claimable(now))
+            ).scalar()
+        if earliest is None:
+            return None
+        waited: float = (clock.aware(earliest) - now).total_seconds()
+        return max(waited, 0.0)
+
     def complete(self, job: Job) -> bool:
         """Finish a job; if a newer write came meanwhile, release it to run again instead."""
         with self.db.transaction(write=True) as tx:

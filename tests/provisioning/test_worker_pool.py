@@ -192,3 +192,15 @@ def test_a_worker_claims_its_next_job_as_it_ends_the_last(
         wait_for(lambda: bridge.bridge.queue.list() == [], "the backlog drained")
     assert len(gitlab.users()) == 1 + jobs_count
     assert counted["write"] == 2 * jobs_count + 1, counted
+
+
+def test_a_retry_runs_when_its_backoff_ends_not_at_the_next_poll(
+    make_bridge: Callable[..., BridgeUnderTest], gitlab: Any
+) -> None:
+    """GitLab refuses the first create; the retry, due a few milliseconds later, runs then: the
+    worker sleeps until the next job is due, not for its whole poll interval (30 s here)."""
+    bridge = backlog(gitlab, make_bridge, 1, worker_poll_seconds=30.0)
+    gitlab.faults.add(method="POST", path_pattern=CREATE_USER, status=503, times=1)
+    with worker(bridge):
+        wait_for(lambda: len(gitlab.users()) == 2, "the account, on the retry", timeout=15.0)
+    assert len(gitlab.calls("POST", "/api/v4/users")) == 2
