@@ -265,10 +265,13 @@ def targets(hello: LoadResult, runs: dict[float, list[Case]], clients: int) -> T
         _, post, patch = runs[latency]
         for case, limit in ((post, TARGET_POST_TX), (patch, TARGET_PATCH_TX)):
             count = per(case.write_tx, case.requests)
+            # Judged at the precision printed: a write made once a minute whatever the traffic
+            # (a token's last-use mark) adds about 0.001 per request over a run, and is no
+            # request's transaction (tests/e2e/test_transactions.py counts those exactly).
             result.add(
                 f"write transactions per {case.name} <= {limit:g} ({latency:g} ms run)",
-                fmt(count),
-                None if count is None else count <= limit,
+                fmt(count, ".3f"),
+                None if count is None else round(count, 2) <= limit,
             )
     return result
 
