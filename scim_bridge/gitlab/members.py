@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from scim_bridge.gitlab import endpoints
@@ -102,19 +104,18 @@ class MemberManager:
     # that led to it must be resolved again next time.
 
     def _send(self, group_id: int, request: Request) -> Any:
-        try:
+        with self._forgetting_if_gone(group_id):
             return self._t.send(request)
-        except NotFoundError as error:
-            self._forget_if_gone(group_id, error)
-            raise
 
     def _rows(self, group_id: int, request: Request) -> list[dict[str, Any]]:
-        try:
+        with self._forgetting_if_gone(group_id):
             return self._t.rows(request, get_all=True)
-        except NotFoundError as error:
-            self._forget_if_gone(group_id, error)
-            raise
 
-    def _forget_if_gone(self, group_id: int, error: NotFoundError) -> None:
-        if group_missing(error):
-            self._group_ids.forget_id(group_id)
+    @contextmanager
+    def _forgetting_if_gone(self, group_id: int) -> Iterator[None]:
+        try:
+            yield
+        except NotFoundError as error:
+            if group_missing(error):
+                self._group_ids.forget_id(group_id)
+            raise

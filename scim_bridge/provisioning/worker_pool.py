@@ -88,15 +88,16 @@ class WorkerPool:
                 self._finished.clear()
                 free = self.concurrency - self.running
                 if free and time.monotonic() >= next_claim:
-                    claimed = self._claim(free)
-                    for job in claimed:
-                        self._start(executor, job)
-                    # All free workers got a job: claim again as soon as one comes free. Fewer:
-                    # the queue has nothing more due, look again when the next job is due, or
-                    # after the poll interval if that comes first.
-                    next_claim = (
-                        0.0 if len(claimed) == free else time.monotonic() + self._idle_wait()
-                    )
+                    # Nothing due (one read): look again when the next job is, within the poll.
+                    # Else claim; all free workers got a job: claim again as soon as one comes
+                    # free; fewer: the queue has nothing more due now, ask when it will.
+                    wait = self._idle_wait()
+                    if not wait:
+                        claimed = self._claim(free)
+                        for job in claimed:
+                            self._start(executor, job)
+                        wait = 0.0 if len(claimed) == free else self._idle_wait(at_least=True)
+                    next_claim = time.monotonic() + wait if wait else 0.0
                 # Woken early by a worker coming free; `stop` is looked at twice a second.
                 timeout = min(self.poll_seconds, 0.5)
                 if free and next_claim:
@@ -106,15 +107,16 @@ class WorkerPool:
             log.info("worker %s stopping: %d job(s) in flight", self.runner.owner, self.running)
         log.info("worker %s stopped", self.runner.owner)
 
-    def _idle_wait(self) -> float:
-        """Until the next job is due, within the poll interval and no less than a floor."""
+    def _idle_wait(self, *, at_least: bool = False) -> float:
+        """Until the next job is due (0: one is), within the poll interval; ``at_least`` the
+        floor, for a queue just claimed from (a job due now is one another worker is taking)."""
         try:
             due = self.runner.queue.seconds_until_due()
         except Exception:  # the database is away: look again after the poll interval
             log.exception("reading when the next job is due failed")
             due = None
         wait = self.poll_seconds if due is None else min(self.poll_seconds, due)
-        return max(wait, MIN_WAIT_SECONDS)
+        return max(wait, MIN_WAIT_SECONDS) if at_least or wait > 0 else 0.0
 
     def _claim(self, free: int) -> list[Job]:
         try:

@@ -86,21 +86,13 @@ class Rendering:
         self.unusual: set[str] = set()
         for name, field in _fields(model):
             alias = field.serialization_alias or name
-            if _unusual(model, name):
-                self.unusual.add(alias)
             sub_model = _sub_model(model, name)
-            if sub_model is not None:
-                if any(_unusual(sub_model, sub) for sub, _ in _fields(sub_model)):
-                    self.unusual.add(alias)
-                if alias == related:
-                    self.related_order = [f.serialization_alias or n for n, f in _fields(sub_model)]
+            if _unusual(model, name) or (sub_model is not None and _hides_any(sub_model)):
+                self.unusual.add(alias)
+            if sub_model is not None and alias == related:
+                self.related_order = [f.serialization_alias or n for n, f in _fields(sub_model)]
         for schema, extension in model.get_extension_models().items():
-            if any(_unusual(extension, name) for name, _ in _fields(extension)) or any(
-                any(_unusual(sub_model, sub) for sub, _ in _fields(sub_model))
-                for sub_model in filter(
-                    None, (_sub_model(extension, n) for n, _ in _fields(extension))
-                )
-            ):
+            if _hides_any(extension):
                 self.unusual.add(schema)
 
     def renders(self, document: Mapping[str, Any]) -> bool:
@@ -137,6 +129,16 @@ def _fields(model: type[BaseModel]) -> list[tuple[str, Any]]:
 def _unusual(model: type[BaseModel], name: str) -> bool:
     returned = model.get_field_annotation(name, Returned)
     return returned in (Returned.never, Returned.request)
+
+
+def _hides_any(model: type[BaseModel]) -> bool:
+    """Whether an attribute of ``model``, or of its complex attributes, is returned only on
+    request or never."""
+    for name, _ in _fields(model):
+        sub_model = _sub_model(model, name)
+        if _unusual(model, name) or (sub_model is not None and _hides_any(sub_model)):
+            return True
+    return False
 
 
 def _sub_model(model: type[BaseModel], name: str) -> type[BaseModel] | None:
@@ -189,14 +191,7 @@ class QuickSearch:
                 )
                 for stored in found
             ]
-            body = {
-                "schemas": [LIST_RESPONSE],
-                "totalResults": len(resources),
-                "startIndex": 1,
-                "itemsPerPage": len(resources),
-                "Resources": resources,
-            }
-            return ScimResponse(HTTPStatus.OK, body)
+            return list_response(resources, total=len(resources), start_index=1)
 
     def _meta(self, base_url: str, resource_type: ResourceType, stored: Stored) -> dict[str, Any]:
         meta: dict[str, Any] = {
@@ -223,6 +218,19 @@ class QuickSearch:
             search_request, _ = self.service.read_search_query([resource_type], {})
             self._counts[name] = search_request.count
         return self._counts[name]
+
+
+def list_response(
+    resources: list[dict[str, Any]], *, total: int, start_index: int | None
+) -> ScimResponse:
+    """A ListResponse (RFC 7644 §3.4.2) as scim2-models dumps one paged by index: its members in
+    the model's order, ``startIndex`` left out when None."""
+    body: dict[str, Any] = {"schemas": [LIST_RESPONSE], "totalResults": total}
+    if start_index is not None:
+        body["startIndex"] = start_index
+    body["itemsPerPage"] = len(resources)
+    body["Resources"] = resources
+    return ScimResponse(HTTPStatus.OK, body)
 
 
 def _excluded(query: Mapping[str, str]) -> tuple[str, ...]:

@@ -36,6 +36,7 @@ from scim_bridge.scim.handler import request_query
 from scim_bridge.scim.models import strict_boolean
 from scim_bridge.scim.qualify import Qualifier
 from scim_bridge.scim.qualify import refuse_unstorable
+from scim_bridge.scim.quick_search import list_response
 
 ModelT = TypeVar("ModelT", bound=BaseModel)  # as ScimService.read_body's
 
@@ -57,7 +58,6 @@ EXTERNAL_ID_ATTRIBUTE: dict[str, Any] = {
 MAX_START_INDEX = 2**31
 # The search parameters that name attributes, qualified when bare (``qualify.py``).
 ATTRIBUTE_LISTS = ("attributes", "excludedattributes", "sortby")
-LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 ACTIVE_NAMES = ("active", "urn:ietf:params:scim:schemas:core:2.0:user:active")
 CORE_SCHEMAS = (
     "urn:ietf:params:scim:schemas:core:2.0:User",
@@ -232,9 +232,4 @@ class BridgeScimService(ScimService):
             )
             for resource in page.resources
         ]
-        body: dict[str, Any] = {"schemas": [LIST_RESPONSE], "totalResults": page.total}
-        if search_request.start_index is not None:
-            body["startIndex"] = search_request.start_index
-        body["itemsPerPage"] = len(resources)
-        body["Resources"] = resources
-        return ScimResponse(HTTPStatus.OK, body)
+        return list_response(resources, total=page.total, start_index=search_request.start_index)

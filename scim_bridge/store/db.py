@@ -320,6 +320,11 @@ def upsert(
         connection.execute(statement)
 
 
+def open_transaction() -> Transaction | None:
+    """The transaction of this context, if one is open."""
+    return _current.get()
+
+
 def current_transaction() -> Transaction:
     """The transaction of this context; storage methods run inside one."""
     tx = _current.get()

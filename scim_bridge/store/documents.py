@@ -25,7 +25,6 @@ from scim2_models import SearchRequest
 from scim2_models import UniquenessException
 from scim2_models.path import AttrPath
 from scim2_server.storage import ScimStorage
-from sqlalchemy import Select
 from sqlalchemy import Table
 from sqlalchemy import bindparam
 from sqlalchemy import delete
@@ -126,7 +125,9 @@ class DocumentStore(ScimStorage):
         # ``[audit] redact_values``: the trail names the attributes that changed, not their values.
         self.redact_values = redact_values
         self._dialect: SqlDialect | None = None
-        self._by_key: Select[Any] | None = None
+        # Built once (SQLAlchemy reuses the compiled form of a statement it has seen).
+        key_column = self.table.c[self.unique_column]
+        self._by_key = select(self.table).where(key_column == bindparam("key"))
 
     # -- Transactions -----------------------------------------------------
 
@@ -179,9 +180,6 @@ class DocumentStore(ScimStorage):
         entries unless the caller leaves them out.
         """
         with self.operation():
-            if self._by_key is None:  # built once (SQLAlchemy caches its compiled form)
-                column = self.table.c[self.unique_column]
-                self._by_key = select(self.table).where(column == bindparam("key"))
             connection = current_transaction().connection
             found_rows = connection.execute(self._by_key, {"key": folded(value)})
             rows = list(found_rows.mappings().all())

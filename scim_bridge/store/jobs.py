@@ -36,6 +36,7 @@ from scim_bridge import clock
 from scim_bridge import context
 from scim_bridge.store.db import Database
 from scim_bridge.store.db import current_transaction
+from scim_bridge.store.db import open_transaction
 from scim_bridge.store.schema import jobs
 
 PENDING = "pending"
@@ -292,14 +293,17 @@ class JobQueue:
     def claim_due(self, owner: str, lease_seconds: float, limit: int = 10) -> list[Job]:
         """Claim the jobs whose time has come, oldest first; several workers never get the same one.
 
-        An idle queue is checked in a read transaction first: a worker polling an empty queue
-        takes no write lock (on SQLite, the one lock every SCIM write needs) and writes nothing.
+        Called on its own, it looks at the queue in a read transaction first: a worker polling
+        an empty queue takes no write lock (on SQLite, the one lock every SCIM write needs) and
+        writes nothing. Within a write transaction (a run's end claiming the worker's next job)
+        the lock is held already, and the claim's own select is the look.
         """
         now = clock.now()
-        with self.db.transaction(write=False) as tx:
-            probe = select(jobs.c.id).where(self._claimable(now), jobs.c.run_after <= now)
-            if tx.connection.execute(probe.limit(1)).first() is None:
-                return []
+        if open_transaction() is None:
+            with self.db.transaction(write=False) as tx:
+                probe = select(jobs.c.id).where(self._claimable(now), jobs.c.run_after <= now)
+                if tx.connection.execute(probe.limit(1)).first() is None:
+                    return []
         with self.db.transaction(write=True) as tx:
             statement = (
                 select(jobs)
