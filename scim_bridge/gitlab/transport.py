@@ -150,6 +150,33 @@ class _RecordingSession(requests.Session):
         self._report = report
         self._gate = gate
         self.last_response: requests.Response | None = None
+        self._environment: dict[tuple[str, str, object, object, object], dict[str, Any]] = {}
+
+    def merge_environment_settings(
+        self,
+        url: str,
+        proxies: Any,
+        stream: Any,
+        verify: Any,
+        cert: Any,
+    ) -> dict[str, Any]:
+        """requests' own answer, worked out once per GitLab origin instead of on every call.
+
+        requests reads the proxy variables (``HTTPS_PROXY``, ``NO_PROXY``) and the CA bundle
+        (``REQUESTS_CA_BUNDLE``) from the environment on every call, walking all of ``os.environ``
+        twice; the environment does not change while the bridge runs, and every call goes to
+        the one GitLab. Only the plain case is kept (no per-call proxies, a hashable verify and
+        cert): any other call asks requests afresh.
+        """
+        if proxies or not _hashable(verify) or not _hashable(cert):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream, verify, cert)
+        settings = self._environment.get(key)
+        if settings is None:
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            self._environment[key] = settings
+        return {**settings, "proxies": dict(settings["proxies"])}
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         verb = method.decode() if isinstance(method, bytes) else method
@@ -178,6 +205,14 @@ class _RecordingSession(requests.Session):
             log.warning("GitLab answered %d: every call to it waits %.1f s", status, seconds)
         else:
             self._gate.answered()
+
+
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 class Transport:

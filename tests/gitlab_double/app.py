@@ -214,6 +214,9 @@ def _seconds(value: float) -> str:
 def _raw_path(environ: dict[str, Any]) -> str:
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
+        # A request through a proxy names the whole URL (absolute-form, RFC 9112 §3.2.2).
+        if "://" in raw.split("?", 1)[0]:
+            raw = "/" + raw.split("://", 1)[1].partition("/")[2]
         return raw.split("?", 1)[0]
     return quote(environ.get("PATH_INFO", ""))
 
