@@ -33,6 +33,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection
+from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
@@ -203,25 +204,30 @@ def append(connection: Connection, pending: Sequence[Mapping[str, Any]]) -> None
         row.update(seq=seq, prev_hash=previous)
         row["hash"] = previous = event_hash(row)
         rows.append(row)
-    connection.execute(insert(audit_events), rows)
-    connection.execute(
-        update(audit_chain_head)
-        .where(audit_chain_head.c.id == HEAD_ID)
-        .values(seq=seq, hash=previous)
-    )
+    connection.execute(_INSERT_EVENTS, rows)
+    connection.execute(_ADVANCE_HEAD, {"new_seq": seq, "new_hash": previous})
+
+
+# Every write transaction that records an event runs these three: built once, not per commit.
+_HEAD = (
+    select(audit_chain_head.c.seq, audit_chain_head.c.hash)
+    .where(audit_chain_head.c.id == HEAD_ID)
+    .with_for_update()  # SQLite has no FOR UPDATE: BEGIN IMMEDIATE serialises writers there
+)
+_INSERT_EVENTS = insert(audit_events)
+_ADVANCE_HEAD = (
+    update(audit_chain_head)
+    .where(audit_chain_head.c.id == HEAD_ID)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 
 def _lock_head(connection: Connection) -> tuple[int, str]:
     """Lock the head row and return it, creating it (race-safe) when it is missing."""
-    statement = (
-        select(audit_chain_head.c.seq, audit_chain_head.c.hash)
-        .where(audit_chain_head.c.id == HEAD_ID)
-        .with_for_update()  # SQLite has no FOR UPDATE: BEGIN IMMEDIATE serialises writers there
-    )
-    row = connection.execute(statement).first()
+    row = connection.execute(_HEAD).first()
     if row is None:
         _create_head(connection)
-        row = connection.execute(statement).one()
+        row = connection.execute(_HEAD).one()
     return int(row.seq), str(row.hash)
 
 

@@ -128,6 +128,12 @@ class DocumentStore(ScimStorage):
         # Built once (SQLAlchemy reuses the compiled form of a statement it has seen).
         key_column = self.table.c[self.unique_column]
         self._by_key = select(self.table).where(key_column == bindparam("key"))
+        self._by_id = select(self.table).where(self.table.c.id == bindparam("row_id"))
+        self._by_id_locked = self._by_id.with_for_update()
+        self._insert = insert(self.table)
+        # Where the database itself keeps the value unique (a user's userName), an insert needs
+        # no look first: the unique index refuses the second one, and that is the 409.
+        self._unique_in_database = bool(key_column.unique)
 
     # -- Transactions -----------------------------------------------------
 
@@ -141,11 +147,10 @@ class DocumentStore(ScimStorage):
         if len(resource_id) > self.table.c.id.type.length:  # type: ignore[attr-defined]
             return None  # longer than any id: no row to look for, nothing sent to SQL
         tx = current_transaction()
-        statement = select(self.table).where(self.table.c.id == resource_id)
-        if tx.write and not self.db.is_sqlite:
-            # A read that precedes a write locks the row: concurrent writes apply one after another.
-            statement = statement.with_for_update()
-        return tx.connection.execute(statement).mappings().first()
+        # A read that precedes a write locks the row: concurrent writes apply one after another.
+        locked = tx.write and not self.db.is_sqlite
+        statement = self._by_id_locked if locked else self._by_id
+        return tx.connection.execute(statement, {"row_id": resource_id}).mappings().first()
 
     def _existing_row(self, resource_id: str) -> Any:
         row = self._row(resource_id)
@@ -323,20 +328,22 @@ class DocumentStore(ScimStorage):
     def insert_row(self, document: dict[str, Any], resource_id: str | None = None) -> str:
         columns = self._columns(document)
         value = document[self.unique_attribute]
-        self._check_unique(value, None)
+        if not self._unique_in_database:
+            self._check_unique(value, None)
         resource_id = resource_id or str(uuid.uuid4())
         now = clock.now()
         try:
             current_transaction().connection.execute(
-                insert(self.table).values(
-                    id=resource_id,
-                    data=document,
-                    created=now,
-                    last_modified=now,
-                    version=1,
+                self._insert,
+                {
+                    "id": resource_id,
+                    "data": document,
+                    "created": now,
+                    "last_modified": now,
+                    "version": 1,
                     **columns,
                     **self.extra_columns(document),
-                )
+                },
             )
         except IntegrityError as error:  # a concurrent write won the race for the value
             raise UniquenessException(

@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import insert
@@ -132,13 +133,51 @@ def _leased(row: object, now: datetime) -> bool:
     return until is not None and until >= now
 
 
+# The statements every SCIM write and every run makes: built once (building one costs more than
+# SQLite's work on it). Bind names differ from the columns they set, as SQLAlchemy requires.
+_LEASE = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("job_id"))
+    .values(
+        lease_owner=bindparam("owner"),
+        lease_until=bindparam("until"),
+        claimed_generation=bindparam("covers"),
+    )
+)
+_BY_KEY = select(jobs).where(jobs.c.key == bindparam("job_key"))
+_BY_KEY_LOCKED = _BY_KEY.with_for_update()
+_BUMP = {
+    "with_cause": update(jobs)
+    .where(jobs.c.key == bindparam("job_key"))
+    .values(
+        generation=jobs.c.generation + 1,
+        state=PENDING,
+        run_after=bindparam("now"),
+        attempts=0,
+        updated_at=bindparam("now"),
+        actor=bindparam("cause_actor"),
+        request_id=bindparam("cause_request_id"),
+        source=bindparam("cause_source"),
+    ),
+    "without": update(jobs)
+    .where(jobs.c.key == bindparam("job_key"))
+    .values(
+        generation=jobs.c.generation + 1,
+        state=PENDING,
+        run_after=bindparam("now"),
+        attempts=0,
+        updated_at=bindparam("now"),
+    ),
+}
+_INSERT = insert(jobs)
+_DONE = delete(jobs).where(jobs.c.id == bindparam("job_id"), jobs.c.generation == bindparam("gen"))
+
+
 def _lease(row: Any, owner: str, until: datetime) -> Job:
     """Lease one job row, selected in the current write transaction, to ``owner``: the run that
     claims it covers the generation the row holds now."""
     current_transaction().connection.execute(
-        update(jobs)
-        .where(jobs.c.id == row.id)
-        .values(lease_owner=owner, lease_until=until, claimed_generation=row.generation)
+        _LEASE, {"job_id": row.id, "owner": owner, "until": until, "covers": row.generation}
     )
     return _job(row)
 
@@ -169,32 +208,25 @@ def enqueue(kind: str, entity_id: str) -> str:
         return key
     now = clock.now()
     cause = _cause()
+    bump = _BUMP["with_cause" if cause else "without"]
     bumped = tx.connection.execute(
-        update(jobs)
-        .where(jobs.c.key == key)
-        .values(
-            generation=jobs.c.generation + 1,
-            state=PENDING,
-            run_after=now,
-            attempts=0,
-            updated_at=now,
-            **cause,
-        )
+        bump, {"job_key": key, "now": now, **{f"cause_{k}": v for k, v in cause.items()}}
     ).rowcount
     if not bumped:
         tx.connection.execute(
-            insert(jobs).values(
-                key=key,
-                kind=kind,
-                entity_id=entity_id,
-                generation=1,
-                state=PENDING,
-                attempts=0,
-                run_after=now,
-                created_at=now,
-                updated_at=now,
+            _INSERT,
+            {
+                "key": key,
+                "kind": kind,
+                "entity_id": entity_id,
+                "generation": 1,
+                "state": PENDING,
+                "attempts": 0,
+                "run_after": now,
+                "created_at": now,
+                "updated_at": now,
                 **cause,
-            )
+            },
         )
     tx.job_keys.append(key)
     return key
@@ -234,11 +266,10 @@ class JobQueue:
         now = clock.now()
         claims: list[Claim] = []
         with self.db.transaction(write=True) as tx:
+            # On PostgreSQL FOR UPDATE: the writer holds the row already.
+            statement = _BY_KEY if self.db.is_sqlite else _BY_KEY_LOCKED
             for key in dict.fromkeys(keys):
-                statement = select(jobs).where(jobs.c.key == key)
-                if not self.db.is_sqlite:
-                    statement = statement.with_for_update()  # the writer holds the row already
-                row = tx.connection.execute(statement).first()
+                row = tx.connection.execute(statement, {"job_key": key}).first()
                 if row is None:
                     continue
                 job = None
@@ -347,7 +378,7 @@ class JobQueue:
         """Finish a job; if a newer write came meanwhile, release it to run again instead."""
         with self.db.transaction(write=True) as tx:
             deleted = tx.connection.execute(
-                delete(jobs).where(jobs.c.id == job.id, jobs.c.generation == job.generation)
+                _DONE, {"job_id": job.id, "gen": job.generation}
             ).rowcount
             if not deleted:
                 tx.connection.execute(

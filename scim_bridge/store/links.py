@@ -16,6 +16,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy import and_
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import insert
 from sqlalchemy import select
@@ -111,17 +112,55 @@ class UserLinks(Protocol):
     def all(self) -> list[UserLink]: ...
 
 
+# Every run reads and writes links: these statements are built once, not per call (building one
+# costs more than SQLite's work on it). Bind names differ from the columns they set.
+_BY_USER = select(user_links).where(user_links.c.user_id == bindparam("link_user"))
+_ACCOUNT_OF_USER = select(user_links.c.gitlab_user_id).where(
+    user_links.c.user_id == bindparam("link_user")
+)
+_LIVE_HOLDER = select(user_links.c.user_id).where(
+    user_links.c.gitlab_user_id == bindparam("account"),
+    user_links.c.user_id != bindparam("link_user"),
+    user_links.c.retired_at.is_(None),
+)
+_RELEASE_RETIRED = (
+    update(user_links)
+    .where(
+        user_links.c.gitlab_user_id == bindparam("account"),
+        user_links.c.user_id != bindparam("link_user"),
+        user_links.c.retired_at.is_not(None),
+    )
+    .values(gitlab_user_id=None, updated_at=bindparam("now"))
+)
+_LINK_FIELDS = (
+    "gitlab_user_id",
+    "gitlab_username",
+    "source_user_name",
+    "origin",
+    "retired_at",
+    "create_started_at",
+    "updated_at",
+)
+_UPDATE_LINK = (
+    update(user_links)
+    .where(user_links.c.user_id == bindparam("link_user"))
+    .values({field: bindparam(f"new_{field}") for field in _LINK_FIELDS})
+)
+_MARK = (
+    update(user_links)
+    .where(user_links.c.user_id == bindparam("link_user"))
+    .values(create_started_at=bindparam("now"), updated_at=bindparam("now"))
+)
+_INSERT_LINK = insert(user_links)
+
+
 class LinkStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def get(self, user_id: str) -> UserLink | None:
         with self.db.transaction(write=False) as tx:
-            row = (
-                tx.connection.execute(select(user_links).where(user_links.c.user_id == user_id))
-                .mappings()
-                .first()
-            )
+            row = tx.connection.execute(_BY_USER, {"link_user": user_id}).mappings().first()
         return None if row is None else _link(row)
 
     def save(self, link: UserLink, *, consumed: str | None = None) -> None:
@@ -147,19 +186,15 @@ class LinkStore:
                 and self._claim(tx.connection, link)
             ):
                 tx.connection.execute(
-                    update(user_links)
-                    .where(
-                        user_links.c.gitlab_user_id == link.gitlab_user_id,
-                        user_links.c.user_id != link.user_id,
-                        user_links.c.retired_at.is_not(None),
-                    )
-                    .values(gitlab_user_id=None, updated_at=clock.now())
+                    _RELEASE_RETIRED,
+                    {"account": link.gitlab_user_id, "link_user": link.user_id, "now": clock.now()},
                 )
             changed = tx.connection.execute(
-                update(user_links).where(user_links.c.user_id == link.user_id).values(**values)
+                _UPDATE_LINK,
+                {"link_user": link.user_id, **{f"new_{k}": v for k, v in values.items()}},
             ).rowcount
             if not changed:
-                tx.connection.execute(insert(user_links).values(user_id=link.user_id, **values))
+                tx.connection.execute(_INSERT_LINK, {"user_id": link.user_id, **values})
             if consumed is not None:
                 self.drop_pending(consumed)
 
@@ -171,9 +206,7 @@ class LinkStore:
         advisory lock per account makes the check and the write one step.
         """
         assert link.gitlab_user_id is not None
-        held = connection.execute(
-            select(user_links.c.gitlab_user_id).where(user_links.c.user_id == link.user_id)
-        ).scalar()
+        held = connection.execute(_ACCOUNT_OF_USER, {"link_user": link.user_id}).scalar()
         if held == link.gitlab_user_id:
             return False  # this user's already (links made before this rule stay as they are)
         if connection.dialect.name == "postgresql":
@@ -182,11 +215,7 @@ class LinkStore:
                 {"space": LINK_LOCK_SPACE, "account": link.gitlab_user_id},
             )
         other = connection.execute(
-            select(user_links.c.user_id).where(
-                user_links.c.gitlab_user_id == link.gitlab_user_id,
-                user_links.c.user_id != link.user_id,
-                user_links.c.retired_at.is_(None),
-            )
+            _LIVE_HOLDER, {"account": link.gitlab_user_id, "link_user": link.user_id}
         ).scalar()
         if other is not None:
             raise LinkTaken(
@@ -253,16 +282,10 @@ class LinkStore:
         """Remember, before asking GitLab, that the bridge is creating this user's account."""
         now = clock.now()
         with self.db.transaction(write=True) as tx:
-            changed = tx.connection.execute(
-                update(user_links)
-                .where(user_links.c.user_id == user_id)
-                .values(create_started_at=now, updated_at=now)
-            ).rowcount
+            changed = tx.connection.execute(_MARK, {"link_user": user_id, "now": now}).rowcount
             if not changed:
                 tx.connection.execute(
-                    insert(user_links).values(
-                        user_id=user_id, create_started_at=now, updated_at=now
-                    )
+                    _INSERT_LINK, {"user_id": user_id, "create_started_at": now, "updated_at": now}
                 )
         return now
 

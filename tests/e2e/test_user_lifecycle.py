@@ -283,3 +283,23 @@ def test_external_id_held_by_another_account_is_refused_and_undone(live: Any, gi
     assert "belongs to another GitLab account" in response.json()["detail"]
     assert live.get(f"/Users/{second['id']}").json()["externalId"] == "other-oid"
     assert only_user(gitlab)["username"] == "first"
+
+
+def test_a_taken_user_name_is_409_from_the_database_and_changes_nothing(
+    live: Any, gitlab: Any
+) -> None:
+    """The unique index, not a look before the insert, refuses the second userName (both
+    backends): a clean SCIM error, no job, no GitLab call, and the next write is served."""
+    assert (
+        live.post("/Users", entra_user("Jane.Doe@contoso.com", externalId=OID)).status_code == 201
+    )
+    for _ in range(3):  # each refusal leaves its pooled connection fit for the next request
+        again = live.post("/Users", entra_user("JANE.doe@Contoso.com", externalId="oid-other"))
+        assert again.status_code == 409, again.text
+        assert again.json()["scimType"] == "uniqueness" and again.json()["status"] == "409"
+    listed = live.get('/Users?filter=userName eq "jane.doe@contoso.com"').json()
+    assert listed["totalResults"] == 1
+    assert len(gitlab.calls("POST", "/api/v4/users")) == 1
+    other = live.post("/Users", entra_user("Ann.Lee@contoso.com", externalId="oid-ann"))
+    assert other.status_code == 201, other.text
+    assert len(gitlab.calls("POST", "/api/v4/users")) == 2
