@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,6 +85,10 @@ def version_number(tag: str | None) -> int | None:
         return None
     digits = tag.removeprefix("W/").strip('"')
     return int(digits) if digits.isdigit() else None
+
+
+# A resource's row: as read (SQLAlchemy's RowMapping) or as just written.
+Row = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -325,54 +330,58 @@ class DocumentStore(ScimStorage):
         detail = {"changed": difference, **(detail or {})}
         audit.record(action, change.resource_id, detail)
 
-    def insert_row(self, document: dict[str, Any], resource_id: str | None = None) -> str:
+    def insert_row(self, document: dict[str, Any], resource_id: str | None = None) -> Row:
+        """Insert the resource; returns the row as written, so the answer needs no read back."""
         columns = self._columns(document)
         value = document[self.unique_attribute]
         if not self._unique_in_database:
             self._check_unique(value, None)
-        resource_id = resource_id or str(uuid.uuid4())
         now = clock.now()
+        row: Row = {
+            "id": resource_id or str(uuid.uuid4()),
+            "data": document,
+            "created": now,
+            "last_modified": now,
+            "version": 1,
+            **columns,
+            **self.extra_columns(document),
+        }
         try:
-            current_transaction().connection.execute(
-                self._insert,
-                {
-                    "id": resource_id,
-                    "data": document,
-                    "created": now,
-                    "last_modified": now,
-                    "version": 1,
-                    **columns,
-                    **self.extra_columns(document),
-                },
-            )
+            current_transaction().connection.execute(self._insert, row)
         except IntegrityError as error:  # a concurrent write won the race for the value
             raise UniquenessException(
                 detail=f"{self.unique_attribute} {value!r} is already taken"
             ) from error
-        return resource_id
+        return row
 
-    def update_row(self, resource_id: str, document: dict[str, Any], version: int) -> None:
+    def update_row(self, row: Row, document: dict[str, Any]) -> Row:
+        """Replace the document of ``row`` (read in this transaction, locked on PostgreSQL) and
+        bump its version; returns the row as written, so the answer needs no read back."""
         columns = self._columns(document)
-        self._check_unique(document[self.unique_attribute], resource_id)
+        self._check_unique(document[self.unique_attribute], row["id"])
+        values = {
+            "data": document,
+            "last_modified": clock.now(),
+            "version": row["version"] + 1,
+            **columns,
+            **self.extra_columns(document),
+        }
         current_transaction().connection.execute(
-            update(self.table)
-            .where(self.table.c.id == resource_id)
-            .values(
-                data=document,
-                last_modified=clock.now(),
-                version=version,
-                **columns,
-                **self.extra_columns(document),
-            )
+            update(self.table).where(self.table.c.id == row["id"]).values(**values)
         )
+        return {**row, **values}
 
-    def touch(self, resource_id: str) -> None:
-        """A change outside the document (a member) still changes the version and lastModified."""
+    def touch(self, row: Row) -> Row:
+        """A change outside the document (a member) still changes the version and lastModified.
+
+        ``row`` was read in this transaction (locked on PostgreSQL, under SQLite's writer lock):
+        its version is the one to bump. Returns the row as written.
+        """
+        values = {"version": row["version"] + 1, "last_modified": clock.now()}
         current_transaction().connection.execute(
-            update(self.table)
-            .where(self.table.c.id == resource_id)
-            .values(version=self.table.c.version + 1, last_modified=clock.now())
+            update(self.table).where(self.table.c.id == row["id"]).values(**values)
         )
+        return {**row, **values}
 
     def delete_row(self, resource_id: str) -> None:
         current_transaction().connection.execute(

@@ -211,14 +211,15 @@ class GroupStore(DocumentStore):
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
         with self.operation():
             document = self.document(resource)
-            group_id = self.insert_row(document)
+            row = self.insert_row(document)
+            group_id = row["id"]
             added = memberships.add(group_id, _members_of(_dump_members(resource)))
             self.written(
                 Change("Group", group_id, None, document),
                 "scim.group.create",
                 self._audit_members(added, []),
             )
-            return self._group(self._existing_row(group_id), self._members([group_id])[group_id])
+            return self._group(row, self._members([group_id])[group_id])
 
     def update(
         self,
@@ -239,15 +240,13 @@ class GroupStore(DocumentStore):
             added = memberships.add(
                 resource.id, [(mid, shown) for mid, shown in wanted.items() if mid not in current]
             )
-            self.update_row(resource.id, document, row["version"] + 1)
+            written = self.update_row(row, document)
             self.written(
                 Change("Group", resource.id, dict(row["data"]), document),
                 "scim.group.update",
                 self._audit_members(added, removed),
             )
-            return self._group(
-                self._existing_row(resource.id), self._members([resource.id])[resource.id]
-            )
+            return self._group(written, self._members([resource.id])[resource.id])
 
     def delete(
         self,
@@ -298,9 +297,9 @@ class GroupStore(DocumentStore):
                 model.model_construct(operations=attribute_operations).patch(group)
             after = self.document(group)
             if after != before:
-                self.update_row(resource_id, after, row["version"] + 1)
+                written = self.update_row(row, after)
             elif added or removed:
-                self.touch(resource_id)
+                written = self.touch(row)
             else:
                 return group
             self.written(
@@ -308,7 +307,7 @@ class GroupStore(DocumentStore):
                 "scim.group.update",
                 self._audit_members(added, removed),
             )
-            return self._group(self._existing_row(resource_id), None)
+            return self._group(written, None)
 
     def _patch_members(
         self, group_id: str, operation: Any, added: list[str], removed: list[str]

@@ -155,10 +155,10 @@ class UserStore(DocumentStore):
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
         with self.operation():
             document = self.document(resource)
-            resource_id = self.insert_row(document)
-            self.written(Change("User", resource_id, None, document), "scim.user.create")
+            row = self.insert_row(document)
+            self.written(Change("User", row["id"], None, document), "scim.user.create")
             # A new id is in no group yet: there are no groups to read.
-            return self._resource(self._existing_row(resource_id))
+            return self._resource(row)
 
     def update(
         self,
@@ -172,12 +172,10 @@ class UserStore(DocumentStore):
             row = self._existing_row(resource.id)
             self._check_version(row, expected_version)
             document = self.document(resource)
-            self.update_row(resource.id, document, row["version"] + 1)
+            written = self.update_row(row, document)
             change = Change("User", resource.id, dict(row["data"]), document)
             self.written(change, "scim.user.update")
-            return self._user(
-                self._existing_row(resource.id), self._groups([resource.id])[resource.id]
-            )
+            return self._user(written, self._groups([resource.id])[resource.id])
 
     def delete(
         self,
@@ -200,6 +198,6 @@ class UserStore(DocumentStore):
         elif (row := self._row(change.resource_id)) is None:
             self.insert_row(change.before, change.resource_id)
         else:
-            self.update_row(change.resource_id, change.before, row["version"] + 1)
+            self.update_row(row, change.before)
         jobs.enqueue(USER_JOB, change.resource_id)
         audit.record("scim.user.revert", change.resource_id, {"reason": reason})
