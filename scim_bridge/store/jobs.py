@@ -146,8 +146,10 @@ _LEASE = (
 )
 _BY_KEY = select(jobs).where(jobs.c.key == bindparam("job_key"))
 _BY_KEY_LOCKED = _BY_KEY.with_for_update()
-_BUMP = {
-    "with_cause": update(jobs)
+_CAUSE_COLUMNS = ("actor", "request_id", "source")
+# A new write to a queued entity: a new generation, due now; with its cause when one is known.
+_BUMP = (
+    update(jobs)
     .where(jobs.c.key == bindparam("job_key"))
     .values(
         generation=jobs.c.generation + 1,
@@ -155,20 +157,9 @@ _BUMP = {
         run_after=bindparam("now"),
         attempts=0,
         updated_at=bindparam("now"),
-        actor=bindparam("cause_actor"),
-        request_id=bindparam("cause_request_id"),
-        source=bindparam("cause_source"),
-    ),
-    "without": update(jobs)
-    .where(jobs.c.key == bindparam("job_key"))
-    .values(
-        generation=jobs.c.generation + 1,
-        state=PENDING,
-        run_after=bindparam("now"),
-        attempts=0,
-        updated_at=bindparam("now"),
-    ),
-}
+    )
+)
+_BUMP_WITH_CAUSE = _BUMP.values({column: bindparam(f"cause_{column}") for column in _CAUSE_COLUMNS})
 _INSERT = insert(jobs)
 _DONE = delete(jobs).where(jobs.c.id == bindparam("job_id"), jobs.c.generation == bindparam("gen"))
 
@@ -208,7 +199,7 @@ def enqueue(kind: str, entity_id: str) -> str:
         return key
     now = clock.now()
     cause = _cause()
-    bump = _BUMP["with_cause" if cause else "without"]
+    bump = _BUMP_WITH_CAUSE if cause else _BUMP
     bumped = tx.connection.execute(
         bump, {"job_key": key, "now": now, **{f"cause_{k}": v for k, v in cause.items()}}
     ).rowcount

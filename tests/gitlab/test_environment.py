@@ -7,6 +7,8 @@ through the proxy (the double, on its real port) could not be answered at all.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from scim_bridge.gitlab.client import GitLab
@@ -32,29 +34,28 @@ def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_every_call_goes_through_the_proxy_the_environment_names(
-    double: GitLabDouble, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def proxied(double: GitLabDouble, monkeypatch: pytest.MonkeyPatch) -> Iterator[GitLab]:
+    """A client of the unresolvable GitLab, with the double named as the HTTP proxy."""
     monkeypatch.setenv("HTTP_PROXY", double.url)
-    double.add_user("jane", "jane@example.com")
     client = GitLab(UNRESOLVABLE, TOKEN, timeout=2.0)
-    try:
-        for _ in range(3):  # the first call works the settings out, the others reuse them
-            assert client.users.find_by_username("jane") is not None
-    finally:
-        client.close()
+    yield client
+    client.close()
+
+
+def test_every_call_goes_through_the_proxy_the_environment_names(
+    proxied: GitLab, double: GitLabDouble
+) -> None:
+    double.add_user("jane", "jane@example.com")
+    for _ in range(3):  # the first call works the settings out, the others reuse them
+        assert proxied.users.find_by_username("jane") is not None
     assert len(double.calls("GET", "/api/v4/users")) == 3
 
 
 def test_no_proxy_still_sends_the_call_direct(
-    double: GitLabDouble, monkeypatch: pytest.MonkeyPatch
+    proxied: GitLab, double: GitLabDouble, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HTTP_PROXY", double.url)
     monkeypatch.setenv("NO_PROXY", "gitlab.bridge-test.invalid")
-    client = GitLab(UNRESOLVABLE, TOKEN, timeout=2.0)
-    try:
-        with pytest.raises(TransientError):
-            client.users.find_by_username("jane")
-    finally:
-        client.close()
+    with pytest.raises(TransientError):
+        proxied.users.find_by_username("jane")
     assert double.calls("GET", "/api/v4/users") == []
