@@ -323,7 +323,7 @@ class DocumentStore(ScimStorage):
         change.before = None if change.before is None else self.kept(change.before)
         change.after = None if change.after is None else self.kept(change.after)
         current_transaction().changes.append(change)
-        jobs.enqueue(self.job_kind, change.resource_id)
+        jobs.enqueue(self.job_kind, change.resource_id, new=change.before is None)
         difference = changed(change.before, change.after)
         if self.redact_values:
             difference = dict.fromkeys(difference, REDACTED)

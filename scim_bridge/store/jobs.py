@@ -19,10 +19,12 @@ that queued it), so the events the background worker writes name the SCIM reques
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import and_
 from sqlalchemy import bindparam
@@ -36,6 +38,7 @@ from sqlalchemy import update
 from scim_bridge import clock
 from scim_bridge import context
 from scim_bridge.store.db import Database
+from scim_bridge.store.db import Transaction
 from scim_bridge.store.db import current_transaction
 from scim_bridge.store.db import open_transaction
 from scim_bridge.store.schema import jobs
@@ -110,7 +113,10 @@ def job_key(kind: str, entity_id: str) -> str:
 
 
 def _job(row: object) -> Job:
-    mapping = row._mapping  # type: ignore[attr-defined]
+    return _job_of(row._mapping)  # type: ignore[attr-defined]
+
+
+def _job_of(mapping: Mapping[Any, Any]) -> Job:
     return Job(
         id=mapping["id"],
         key=mapping["key"],
@@ -164,13 +170,17 @@ _INSERT = insert(jobs)
 _DONE = delete(jobs).where(jobs.c.id == bindparam("job_id"), jobs.c.generation == bindparam("gen"))
 
 
-def _lease(row: Any, owner: str, until: datetime) -> Job:
-    """Lease one job row, selected in the current write transaction, to ``owner``: the run that
-    claims it covers the generation the row holds now."""
+def _lease(row: Mapping[Any, Any], owner: str, until: datetime) -> Job:
+    """Lease one job row, selected (or inserted) in the current write transaction, to
+    ``owner``: the run that claims it covers the generation the row holds now."""
     current_transaction().connection.execute(
-        _LEASE, {"job_id": row.id, "owner": owner, "until": until, "covers": row.generation}
+        _LEASE, {"job_id": row["id"], "owner": owner, "until": until, "covers": row["generation"]}
     )
-    return _job(row)
+    return _job_of(row)
+
+
+# The job rows a transaction inserted, by key: its claim needs no select to know them.
+_inserted: WeakKeyDictionary[Transaction, dict[str, dict[str, Any]]] = WeakKeyDictionary()
 
 
 def _cause() -> dict[str, str | None]:
@@ -186,12 +196,14 @@ def _cause() -> dict[str, str | None]:
     return {"actor": current.actor, "request_id": current.request_id, "source": current.source}
 
 
-def enqueue(kind: str, entity_id: str) -> str:
+def enqueue(kind: str, entity_id: str, *, new: bool = False) -> str:
     """Ask for a reconcile of one entity, inside the writer's transaction; returns the job key.
 
     A parked job is revived: a new write is a new chance for it to succeed. Asking twice in one
     transaction writes once: the generation a run compares against is bumped by the commit. The
     current request context is recorded as the job's cause; the newest attributed cause wins.
+    ``new`` says the entity was created in this transaction (a fresh id): no job can be queued
+    for it yet, so there is none to bump.
     """
     tx = current_transaction()
     key = job_key(kind, entity_id)
@@ -199,26 +211,31 @@ def enqueue(kind: str, entity_id: str) -> str:
         return key
     now = clock.now()
     cause = _cause()
-    bump = _BUMP_WITH_CAUSE if cause else _BUMP
-    bumped = tx.connection.execute(
-        bump, {"job_key": key, "now": now, **{f"cause_{k}": v for k, v in cause.items()}}
-    ).rowcount
+    bumped = 0
+    if not new:
+        bump = _BUMP_WITH_CAUSE if cause else _BUMP
+        bumped = tx.connection.execute(
+            bump, {"job_key": key, "now": now, **{f"cause_{k}": v for k, v in cause.items()}}
+        ).rowcount
     if not bumped:
-        tx.connection.execute(
-            _INSERT,
-            {
-                "key": key,
-                "kind": kind,
-                "entity_id": entity_id,
-                "generation": 1,
-                "state": PENDING,
-                "attempts": 0,
-                "run_after": now,
-                "created_at": now,
-                "updated_at": now,
-                **cause,
-            },
-        )
+        row: dict[str, Any] = {
+            "key": key,
+            "kind": kind,
+            "entity_id": entity_id,
+            "generation": 1,
+            "state": PENDING,
+            "attempts": 0,
+            "run_after": now,
+            "created_at": now,
+            "updated_at": now,
+            "last_error": None,
+            **dict.fromkeys(_CAUSE_COLUMNS),
+            **cause,
+        }
+        primary_key = tx.connection.execute(_INSERT, row).inserted_primary_key
+        assert primary_key is not None  # a single-row insert always has one
+        row["id"] = primary_key[0]
+        _inserted.setdefault(tx, {})[key] = row
     tx.job_keys.append(key)
     return key
 
@@ -246,7 +263,7 @@ class JobQueue:
             row = tx.connection.execute(statement).first()
             if row is None:
                 return None
-            return _lease(row, owner, now + timedelta(seconds=lease_seconds))
+            return _lease(row._mapping, owner, now + timedelta(seconds=lease_seconds))
 
     def claim_inline(self, keys: list[str], owner: str, lease_seconds: float) -> list[Claim]:
         """Claim the jobs of a write just made, in the writer's transaction (or one of its own).
@@ -259,14 +276,20 @@ class JobQueue:
         with self.db.transaction(write=True) as tx:
             # On PostgreSQL FOR UPDATE: the writer holds the row already.
             statement = _BY_KEY if self.db.is_sqlite else _BY_KEY_LOCKED
+            inserted = _inserted.get(tx, {})
             for key in dict.fromkeys(keys):
-                row = tx.connection.execute(statement, {"job_key": key}).first()
-                if row is None:
-                    continue
-                job = None
-                if row.state == PENDING and not _leased(row, now):
-                    job = _lease(row, owner, now + timedelta(seconds=lease_seconds))
-                claims.append(Claim(key, row.id, row.generation, job))
+                if key in inserted:  # this transaction's own row: pending, and leased to no one
+                    row: Mapping[Any, Any] = inserted[key]
+                else:
+                    found = tx.connection.execute(statement, {"job_key": key}).first()
+                    if found is None:
+                        continue
+                    if found.state != PENDING or _leased(found, now):
+                        claims.append(Claim(key, found.id, found.generation, None))
+                        continue
+                    row = found._mapping
+                job = _lease(row, owner, now + timedelta(seconds=lease_seconds))
+                claims.append(Claim(key, row["id"], row["generation"], job))
         return claims
 
     def await_turn(
