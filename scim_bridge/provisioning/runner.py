@@ -17,10 +17,10 @@ events of the GitLab calls it made and of what it did, and the reconciler's fina
 user's link, the groups its new account must join, a SCIM group's new mapping and marks, the
 memberships settled). They are written in the one transaction that ends the run, with the job's
 completion (or retry, or parking), and, inline, with the claim of the follow-up jobs the run
-queued; in the background, with the claim of the worker's next job. A POST /Users thus costs three write transactions: the write, the account's
-``create_started_at``, the end of the run; a PATCH adding a member to a mapped group four: the
-write, the end of the SCIM group's run, the membership written ahead, the end of the GitLab
-group's run.
+queued; in the background, with the claim of the worker's next job. A POST /Users thus costs
+three write transactions: the write, the account's ``create_started_at``, the end of the run; a
+PATCH adding a member to a mapped group four: the write, the end of the SCIM group's run, the
+membership written ahead, the end of the GitLab group's run.
 
 Crash safety. Two writes stay on their own, durable before the GitLab call they precede:
 
@@ -251,37 +251,29 @@ class JobRunner:
     ) -> Ending:
         """Write the run's events and final writes with its job's end. A final write refused
         (``Rejected``) or failing ends the run without the final writes, as refused or to retry."""
+
+        def commit(result: Result, *, finals: bool) -> Ending:
+            with self.queue.db.transaction(write=True):
+                journal.write(finals=finals)
+                claims = self._settle(job, result, deadline)
+                lease = next_lease() if next_lease is not None else None
+                if lease is None:
+                    return Ending(claims)
+                following = self.queue.claim_due(self.owner, lease, 1)
+                return Ending(claims, following[0] if following else None)
+
         try:
-            ending = self._commit_end(job, journal, result, deadline, next_lease, finals=True)
+            ending = commit(result, finals=True)
         except Rejected as refused:
             result = refused
-            ending = self._commit_end(job, journal, refused, deadline, next_lease, finals=False)
+            ending = commit(refused, finals=False)
         except Exception as error:
             log.exception("ending the run of %s failed", job.key)
             result = Retry(repr(error))
-            ending = self._commit_end(job, journal, result, deadline, next_lease, finals=False)
+            ending = commit(result, finals=False)
         if isinstance(result, Rejected) and result.tell_client and deadline is not None:
             raise result
         return ending
-
-    def _commit_end(
-        self,
-        job: Job,
-        journal: Journal,
-        result: Result,
-        deadline: Deadline | None,
-        next_lease: Callable[[], float | None] | None,
-        *,
-        finals: bool,
-    ) -> Ending:
-        with self.queue.db.transaction(write=True):
-            journal.write(finals=finals)
-            claims = self._settle(job, result, deadline)
-            lease = next_lease() if next_lease is not None else None
-            if lease is None:
-                return Ending(claims)
-            following = self.queue.claim_due(self.owner, lease, 1)
-            return Ending(claims, following[0] if following else None)
 
     def _settle(self, job: Job, result: Result, deadline: Deadline | None) -> list[Claim]:
         """The job's end as its run's result says; inline, the follow-ups' claims."""

@@ -86,9 +86,9 @@ class Rendering:
         self.unusual: set[str] = set()
         for name, field in _fields(model):
             alias = field.serialization_alias or name
-            sub_model = _sub_model(model, name)
-            if _unusual(model, name) or (sub_model is not None and _hides_any(sub_model)):
+            if _hidden(model, name):
                 self.unusual.add(alias)
+            sub_model = _sub_model(model, name)
             if sub_model is not None and alias == related:
                 self.related_order = [f.serialization_alias or n for n, f in _fields(sub_model)]
         for schema, extension in model.get_extension_models().items():
@@ -134,11 +134,14 @@ def _unusual(model: type[BaseModel], name: str) -> bool:
 def _hides_any(model: type[BaseModel]) -> bool:
     """Whether an attribute of ``model``, or of its complex attributes, is returned only on
     request or never."""
-    for name, _ in _fields(model):
-        sub_model = _sub_model(model, name)
-        if _unusual(model, name) or (sub_model is not None and _hides_any(sub_model)):
-            return True
-    return False
+    return any(_hidden(model, name) for name, _ in _fields(model))
+
+
+def _hidden(model: type[BaseModel], name: str) -> bool:
+    """Whether the attribute ``name``, or one of its sub-attributes, is returned only on request
+    or never."""
+    sub_model = _sub_model(model, name)
+    return _unusual(model, name) or (sub_model is not None and _hides_any(sub_model))
 
 
 def _sub_model(model: type[BaseModel], name: str) -> type[BaseModel] | None:

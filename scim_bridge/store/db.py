@@ -88,7 +88,9 @@ class Transaction:
     connection: Connection
     write: bool
     changes: list[Change] = field(default_factory=list)
-    job_keys: list[str] = field(default_factory=list)
+    # The jobs it queued, by key, in order; with the row when it inserted it (its claim then
+    # needs no select).
+    job_keys: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
 
 _current: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(

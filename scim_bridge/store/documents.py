@@ -163,17 +163,16 @@ class DocumentStore(ScimStorage):
             raise NotFoundException(detail=f"{self.resource_type_name} {resource_id} not found")
         return row
 
-    def _resource(self, row: Any, extra: dict[str, Any] | None = None) -> Resource[Any]:
-        document = self.kept(row["data"])  # a row an older version wrote may hold one
-        if extra:
-            document.update(extra)
-        resource = self.model.model_validate(document, scim_policy=self.policy)
-        resource.id = row["id"]
+    def _resource(self, row: Any, entries: list[dict[str, Any]] | None = None) -> Resource[Any]:
+        """The resource a row holds, with its ``related_attribute`` entries when given."""
+        stored = self._stored(row, entries)
+        resource = self.model.model_validate(stored.document, scim_policy=self.policy)
+        resource.id = stored.id
         resource.meta = Meta(
             resource_type=self.resource_type_name,
-            created=clock.aware(row["created"]),
-            last_modified=clock.aware(row["last_modified"]),
-            version=version_tag(row["version"]),
+            created=stored.created,
+            last_modified=stored.last_modified,
+            version=stored.version,
         )
         return resource
 
@@ -355,29 +354,21 @@ class DocumentStore(ScimStorage):
         return row
 
     def update_row(self, row: Row, document: dict[str, Any]) -> Row:
-        """Replace the document of ``row`` (read in this transaction, locked on PostgreSQL) and
-        bump its version; returns the row as written, so the answer needs no read back."""
+        """Replace the document of ``row`` and bump its version; returns the row as written, so
+        the answer needs no read back."""
         columns = self._columns(document)
         self._check_unique(document[self.unique_attribute], row["id"])
-        values = {
-            "data": document,
-            "last_modified": clock.now(),
-            "version": row["version"] + 1,
-            **columns,
-            **self.extra_columns(document),
-        }
-        current_transaction().connection.execute(
-            update(self.table).where(self.table.c.id == row["id"]).values(**values)
-        )
-        return {**row, **values}
+        return self._bump(row, data=document, **columns, **self.extra_columns(document))
 
     def touch(self, row: Row) -> Row:
-        """A change outside the document (a member) still changes the version and lastModified.
+        """A change outside the document (a member) still changes the version and lastModified."""
+        return self._bump(row)
 
-        ``row`` was read in this transaction (locked on PostgreSQL, under SQLite's writer lock):
-        its version is the one to bump. Returns the row as written.
-        """
-        values = {"version": row["version"] + 1, "last_modified": clock.now()}
+    def _bump(self, row: Row, **values: Any) -> Row:
+        """Write ``values`` to ``row`` with the next version and a new lastModified; returns the
+        row as written. ``row`` was read in this transaction (locked on PostgreSQL, under SQLite's
+        writer lock): its version is the one to bump."""
+        values.update(version=row["version"] + 1, last_modified=clock.now())
         current_transaction().connection.execute(
             update(self.table).where(self.table.c.id == row["id"]).values(**values)
         )

@@ -167,9 +167,6 @@ class GroupStore(DocumentStore):
     def related(self, resource_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         return self._members(resource_ids)
 
-    def _group(self, row: Any, members: list[dict[str, Any]] | None) -> Resource[Any]:
-        return self._resource(row, {"members": members} if members else None)
-
     def get(
         self,
         resource_type: ResourceType,
@@ -183,7 +180,7 @@ class GroupStore(DocumentStore):
                 response_parameters.attributes, response_parameters.excluded_attributes
             )
             members = self._members([resource_id])[resource_id] if keep else None
-            return self._group(row, members)
+            return self._resource(row, members)
 
     def search(
         self,
@@ -196,7 +193,7 @@ class GroupStore(DocumentStore):
             total, rows = self.search_rows(search_request)
             keep = wants_members(search_request.attributes, search_request.excluded_attributes)
             members = self._members([row["id"] for row in rows]) if keep else {}
-            resources = [self._group(row, members.get(row["id"])) for row in rows]
+            resources = [self._resource(row, members.get(row["id"])) for row in rows]
             return SearchPage(total=total, resources=resources)
 
     # -- Writing ------------------------------------------------------------
@@ -219,7 +216,7 @@ class GroupStore(DocumentStore):
                 "scim.group.create",
                 self._audit_members(added, []),
             )
-            return self._group(row, self._members([group_id])[group_id])
+            return self._resource(row, self._members([group_id])[group_id])
 
     def update(
         self,
@@ -246,7 +243,7 @@ class GroupStore(DocumentStore):
                 "scim.group.update",
                 self._audit_members(added, removed),
             )
-            return self._group(written, self._members([resource.id])[resource.id])
+            return self._resource(written, self._members([resource.id])[resource.id])
 
     def delete(
         self,
@@ -280,7 +277,7 @@ class GroupStore(DocumentStore):
         """
         with self.operation():
             row = self._existing_row(resource_id)
-            group = self._group(row, None)
+            group = self._resource(row, None)
             check_preconditions(group)
             before = self.document(group)
             attribute_operations: list[Any] = []
@@ -307,7 +304,7 @@ class GroupStore(DocumentStore):
                 "scim.group.update",
                 self._audit_members(added, removed),
             )
-            return self._group(written, None)
+            return self._resource(written, None)
 
     def _patch_members(
         self, group_id: str, operation: Any, added: list[str], removed: list[str]
@@ -376,7 +373,7 @@ class GroupStore(DocumentStore):
         """An unusual member operation: apply it to the whole member list, then write the diff."""
         row = self._existing_row(group_id)
         members = self._members([group_id])[group_id]
-        group = self._group(row, members)
+        group = self._resource(row, members)
         parametrize(PatchOp, self.model).model_construct(operations=[operation]).patch(group)
         after = dict(_members_of(_dump_members(group)))
         before = {member["value"] for member in members}

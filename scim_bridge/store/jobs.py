@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import and_
 from sqlalchemy import bindparam
@@ -38,7 +37,6 @@ from sqlalchemy import update
 from scim_bridge import clock
 from scim_bridge import context
 from scim_bridge.store.db import Database
-from scim_bridge.store.db import Transaction
 from scim_bridge.store.db import current_transaction
 from scim_bridge.store.db import open_transaction
 from scim_bridge.store.schema import jobs
@@ -112,11 +110,8 @@ def job_key(kind: str, entity_id: str) -> str:
     return f"{kind}:{entity_id}"
 
 
-def _job(row: object) -> Job:
-    return _job_of(row._mapping)  # type: ignore[attr-defined]
-
-
-def _job_of(mapping: Mapping[Any, Any]) -> Job:
+def _job(mapping: Mapping[Any, Any]) -> Job:
+    """The job a row holds (``row._mapping``, or a row this transaction inserted)."""
     return Job(
         id=mapping["id"],
         key=mapping["key"],
@@ -176,11 +171,7 @@ def _lease(row: Mapping[Any, Any], owner: str, until: datetime) -> Job:
     current_transaction().connection.execute(
         _LEASE, {"job_id": row["id"], "owner": owner, "until": until, "covers": row["generation"]}
     )
-    return _job_of(row)
-
-
-# The job rows a transaction inserted, by key: its claim needs no select to know them.
-_inserted: WeakKeyDictionary[Transaction, dict[str, dict[str, Any]]] = WeakKeyDictionary()
+    return _job(row)
 
 
 def _cause() -> dict[str, str | None]:
@@ -217,8 +208,9 @@ def enqueue(kind: str, entity_id: str, *, new: bool = False) -> str:
         bumped = tx.connection.execute(
             bump, {"job_key": key, "now": now, **{f"cause_{k}": v for k, v in cause.items()}}
         ).rowcount
+    inserted: dict[str, Any] | None = None
     if not bumped:
-        row: dict[str, Any] = {
+        inserted = {
             "key": key,
             "kind": kind,
             "entity_id": entity_id,
@@ -232,11 +224,10 @@ def enqueue(kind: str, entity_id: str, *, new: bool = False) -> str:
             **dict.fromkeys(_CAUSE_COLUMNS),
             **cause,
         }
-        primary_key = tx.connection.execute(_INSERT, row).inserted_primary_key
+        primary_key = tx.connection.execute(_INSERT, inserted).inserted_primary_key
         assert primary_key is not None  # a single-row insert always has one
-        row["id"] = primary_key[0]
-        _inserted.setdefault(tx, {})[key] = row
-    tx.job_keys.append(key)
+        inserted["id"] = primary_key[0]
+    tx.job_keys[key] = inserted
     return key
 
 
@@ -276,10 +267,10 @@ class JobQueue:
         with self.db.transaction(write=True) as tx:
             # On PostgreSQL FOR UPDATE: the writer holds the row already.
             statement = _BY_KEY if self.db.is_sqlite else _BY_KEY_LOCKED
-            inserted = _inserted.get(tx, {})
             for key in dict.fromkeys(keys):
-                if key in inserted:  # this transaction's own row: pending, and leased to no one
-                    row: Mapping[Any, Any] = inserted[key]
+                inserted = tx.job_keys.get(key)
+                if inserted is not None:  # this transaction's own row: pending, leased to no one
+                    row: Mapping[Any, Any] = inserted
                 else:
                     found = tx.connection.execute(statement, {"job_key": key}).first()
                     if found is None:
@@ -370,7 +361,7 @@ class JobQueue:
                         claimed_generation=jobs.c.generation,
                     )
                 )
-            return [_job(row) for row in rows]
+            return [_job(row._mapping) for row in rows]
 
     def seconds_until_due(self) -> float | None:
         """How long until the earliest job no one holds is due (0: one is); None: none waits.
@@ -461,12 +452,12 @@ class JobQueue:
     def list(self) -> list[Job]:
         with self.db.transaction(write=False) as tx:
             rows = tx.connection.execute(select(jobs).order_by(jobs.c.id)).all()
-        return [_job(row) for row in rows]
+        return [_job(row._mapping) for row in rows]
 
     def get(self, key: str) -> Job | None:
         with self.db.transaction(write=False) as tx:
             row = tx.connection.execute(select(jobs).where(jobs.c.key == key)).first()
-        return _job(row) if row is not None else None
+        return _job(row._mapping) if row is not None else None
 
     def stats(self) -> QueueStats:
         """Counts and the oldest due pending job, in two cheap queries (scraped by /metrics)."""

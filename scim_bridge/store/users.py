@@ -118,10 +118,6 @@ class UserStore(DocumentStore):
     def related(self, resource_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         return self._groups(resource_ids)
 
-    def _user(self, row: Any, entries: list[dict[str, Any]] | None) -> Resource[Any]:
-        """The user with its groups (none: no ``groups`` at all, never an empty list)."""
-        return self._resource(row, {"groups": entries} if entries else None)
-
     def get(
         self,
         resource_type: ResourceType,
@@ -134,7 +130,7 @@ class UserStore(DocumentStore):
             keep = response_parameters is None or wants_groups(
                 response_parameters.attributes, response_parameters.excluded_attributes
             )
-            return self._user(row, self._groups([resource_id])[resource_id] if keep else None)
+            return self._resource(row, self._groups([resource_id])[resource_id] if keep else None)
 
     def search(
         self,
@@ -147,7 +143,7 @@ class UserStore(DocumentStore):
             total, rows = self.search_rows(search_request)
             keep = wants_groups(search_request.attributes, search_request.excluded_attributes)
             found = self._groups([row["id"] for row in rows]) if keep and rows else {}
-            resources = [self._user(row, found.get(row["id"])) for row in rows]
+            resources = [self._resource(row, found.get(row["id"])) for row in rows]
             return SearchPage(total=total, resources=resources)
 
     # -- Writing ------------------------------------------------------------
@@ -175,7 +171,7 @@ class UserStore(DocumentStore):
             written = self.update_row(row, document)
             change = Change("User", resource.id, dict(row["data"]), document)
             self.written(change, "scim.user.update")
-            return self._user(written, self._groups([resource.id])[resource.id])
+            return self._resource(written, self._groups([resource.id])[resource.id])
 
     def delete(
         self,
