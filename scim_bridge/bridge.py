@@ -351,6 +351,7 @@ class Bridge:
         return ScimEndpoints(
             handler,
             transaction=lambda write: self.db.transaction(write=write),
+            write_scope=self.db.write_scope,
             authenticate=self.authenticate,
             claim=self.claim_inline,
             committed=self.run_committed,

@@ -1,10 +1,12 @@
 """The SCIM endpoints on Flask: scim2-server's handler inside one store transaction per request.
 
 The order of a write is what makes it safe (DESIGN.md 2-3): validate, write the resource, its audit
-event and its reconcile job (claimed for this request's inline run) in one transaction, commit, and only then let the target catch up within
-the request's deadline. A write the target refuses for good is undone and answered as a SCIM error,
-so Entra never holds an acknowledgement the bridge could not honour. A read (GET, HEAD) runs in
-one read transaction from the credential's check to the answer.
+event and its reconcile job (claimed for this request's inline run) in one transaction, commit, and
+only then let the target catch up within the request's deadline. The write transaction is the
+handler's store operation (``Database.write_scope``): parsing comes before it and rendering after,
+so neither holds the store's writer lock. A write the target refuses for good is undone and
+answered as a SCIM error, so Entra never holds an acknowledgement the bridge could not honour. A
+read (GET, HEAD) runs in one read transaction from the credential's check to the answer.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from scim_bridge.guards import retry_after_header
 from scim_bridge.scim.service import BridgeScimService
 from scim_bridge.store.db import Change
 from scim_bridge.store.db import Transaction
+from scim_bridge.store.db import WriteScope
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,9 @@ class ScimEndpoints:
         handler: ScimHandler,
         *,
         transaction: Callable[[bool], AbstractContextManager[Transaction]],
+        write_scope: Callable[
+            [Callable[[Transaction], object]], AbstractContextManager[WriteScope]
+        ],
         authenticate: Authenticator,
         claim: Claim,
         committed: Committed,
@@ -131,6 +137,7 @@ class ScimEndpoints:
         self.handler = handler
         self.service: BridgeScimService = handler.service  # type: ignore[assignment]
         self.transaction = transaction
+        self.write_scope = write_scope
         self.authenticate = authenticate
         self.claim = claim
         self.committed = committed
@@ -237,18 +244,23 @@ class ScimEndpoints:
         return self.public_base_url or request.host_url.rstrip("/") + URL_PREFIX
 
     def _serve(self, scim_request: ScimRequest) -> ScimResponse:
-        write = scim_request.method.upper() in WRITE_METHODS
-        with self.transaction(write) as tx:
+        if scim_request.method.upper() not in WRITE_METHODS:
+            return self.handler.handle(scim_request)  # in the read transaction _respond opened
+        # The write, its audit event, its jobs and their claim for this request: one commit, at
+        # the end of the handler's store operation, so the answer is rendered after it.
+        with self.write_scope(self._claim) as scope:
             response = self.handler.handle(scim_request)
-            # The write, its audit event, its jobs and their claim for this request: one commit.
-            claimed = self.claim(list(tx.job_keys)) if write and tx.changes else None
-        if write and tx.changes:
+        tx = scope.transaction
+        if tx is not None and tx.changes:
             try:
-                self.committed(list(tx.changes), claimed)
+                self.committed(list(tx.changes), scope.finished)
             except WriteRejected as rejection:
                 self.revert(list(tx.changes), rejection.detail)
                 raise
         return response
+
+    def _claim(self, tx: Transaction) -> object:
+        return self.claim(list(tx.job_keys)) if tx.changes else None
 
 
 def _too_many(wait: float, reason: str = "too many requests") -> Response:

@@ -97,6 +97,27 @@ _current: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
     "scim_bridge_transaction", default=None
 )
 
+
+@dataclass(eq=False)
+class WriteScope:
+    """A write request's one write transaction, opened by its first write, not by the request.
+
+    A SCIM write parses and validates its body before it touches the store, and renders its
+    answer after: inside the scope the transaction begins at the store's first write (SQLite's
+    writer lock with it) and commits when that write's block ends, so neither the parsing nor the
+    rendering holds the lock. ``finish`` runs in the transaction just before its commit (the
+    request claims its jobs there); what it returns is kept in ``finished``.
+    """
+
+    finish: Callable[[Transaction], object]
+    transaction: Transaction | None = None
+    finished: object = None
+
+
+_scope: contextvars.ContextVar[WriteScope | None] = contextvars.ContextVar(
+    "scim_bridge_write_scope", default=None
+)
+
 BeforeCommit = Callable[[Transaction], None]
 _before_commit: list[BeforeCommit] = []
 
@@ -267,6 +288,9 @@ class Database:
                 raise RuntimeError("a write cannot join a read-only transaction")
             yield outer
             return
+        scope = _scope.get() if write else None
+        if scope is not None and scope.transaction is not None:
+            raise RuntimeError("a write request writes in one transaction")
         engine = self._writer if write else self._reader
         (_WRITES if write else _READS).inc()
         gate = self._write_gate if write else nullcontext()
@@ -275,10 +299,26 @@ class Database:
             token = _current.set(tx)
             try:
                 yield tx
+                if scope is not None:
+                    scope.transaction = tx
+                    scope.finished = scope.finish(tx)
                 for hook in _before_commit:
                     hook(tx)
             finally:
                 _current.reset(token)
+
+    @contextmanager
+    def write_scope(self, finish: Callable[[Transaction], object]) -> Iterator[WriteScope]:
+        """The scope of one write request (:class:`WriteScope`): its write transaction opens at
+        its first write and commits when that ends, after ``finish`` ran in it."""
+        if _current.get() is not None:
+            raise RuntimeError("a write scope opens outside any transaction")
+        scope = WriteScope(finish)
+        token = _scope.set(scope)
+        try:
+            yield scope
+        finally:
+            _scope.reset(token)
 
     @contextmanager
     def operation(self) -> Iterator[None]:

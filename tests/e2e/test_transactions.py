@@ -225,3 +225,17 @@ def test_a_credential_in_use_costs_no_write_transaction_per_request(make_bridge:
             assert bridge.scim.get("/Users").status_code == 200
     assert counted["write"] == 0
     assert counted["read"] == 3  # per request: one, the credential's check and the search
+
+
+def test_a_write_refused_before_the_store_takes_no_write_transaction(make_bridge: Any) -> None:
+    """The body is parsed before the write transaction opens (``Database.write_scope``), so a
+    request refused for its body never waits for, nor holds, the store's writer lock."""
+    bridge = make_bridge()
+    user(bridge.scim, "warm-up")
+    with transactions(bridge) as counted:
+        response = bridge.scim.post(
+            "/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}
+        )
+        assert response.status_code == 400, response.json
+        assert response.json["scimType"] == "invalidValue"
+    assert counted["write"] == 0
