@@ -363,6 +363,21 @@ class BridgeServer:
             stack.extend(children.get(pid, []))
         return found
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU the bridge's processes have used so far (Linux ``/proc``)."""
+        ticks = 0
+        try:
+            per_second = os.sysconf("SC_CLK_TCK")
+        except (AttributeError, ValueError, OSError):
+            return None
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / per_second if ticks else None
+
     def peak_rss_kib(self) -> tuple[int, int]:
         """(sum, largest) of VmHWM, the peak resident set, over the bridge's processes."""
         peaks = []
@@ -719,6 +734,8 @@ class Case:
     drained: bool
     pending_after: float
     drain_seconds: float
+    # The bridge's processes' CPU over the same window (to the empty queue); None off Linux.
+    cpu_seconds: float | None = None
 
     @property
     def requests(self) -> int:
@@ -741,10 +758,11 @@ def measure(
     capture_ids: bool = False,
     queue_timeout: float = 600.0,
 ) -> Case:
-    before = bridge.metrics()
+    before, cpu_before = bridge.metrics(), bridge.cpu_seconds()
     load = run_load(bridge.port, bridge.headers, requests, clients, processes, capture_ids)
     during = bridge.metrics()
     drained, after = bridge.wait_queue_empty(queue_timeout)
+    cpu_after = bridge.cpu_seconds()
     write_tx = read_tx = None
     if after.has(TRANSACTIONS) and idle.write is not None and idle.read is not None:
         write_tx = (
@@ -772,4 +790,5 @@ def measure(
         drained=drained,
         pending_after=during.total("scim_bridge_jobs_pending"),
         drain_seconds=after.at - during.at,
+        cpu_seconds=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
     )

@@ -22,7 +22,9 @@ per request (`scim_bridge_db_transactions_total` from /metrics, the idle worker'
 n/a while the bridge has no such counter), GitLab calls per operation from the bridge's own counter
 (while answering, and later by the background worker), and the bridge's overhead per write:
 (p50 - GitLab time waited) / GitLab time waited, where GitLab time waited = calls made while
-answering x the latency. Then each issue 13 target beside its figure. `--check` exits 1 if one fails.
+answering x the latency, and the CPU the bridge's processes spent per operation (a count that moves
+less between runs than latency does on a shared machine). Then each issue 13 target beside its
+figure. `--check` exits 1 if one fails.
 """
 
 from __future__ import annotations
@@ -208,6 +210,9 @@ def print_cases(latency: float, hello: LoadResult, cases: list[Case]) -> None:
             f"    GitLab time per op: {case.calls_per_op() * latency:.0f} ms (calls x latency), "
             f"{measured:.0f} ms (the bridge's own histogram, all calls)"
         )
+        if case.cpu_seconds is not None:
+            cpu = case.cpu_seconds / max(1, case.requests) * 1000
+            print(f"    bridge CPU per op: {cpu:.1f} ms (its processes, to the empty queue)")
         if case.pending_after or not case.drained:
             print(
                 f"    jobs pending at the last answer: {case.pending_after:.0f}; queue "

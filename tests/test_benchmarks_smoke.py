@@ -44,6 +44,8 @@ def test_load_prints_each_case_and_target() -> None:
         assert out.count(f"\n  {case:<26} ") == 2, out  # a row in each latency's table
         assert f"{case}: answers" in out
     assert "GitLab calls per op while answering: POST /users" in out
+    if sys.platform == "linux":  # read from /proc
+        assert out.count("bridge CPU per op: ") == 6, out  # each case at each latency
     for target in ("filter GET >= 0.5x", "POST /Users overhead", "write transactions per"):
         assert target in out
     assert "targets (issue 13)" in out
