@@ -16,8 +16,9 @@ order, with users and a mapped group of that latency's own:
   a GitLab group (Entra's default dialect, `{"op":"Add","path":"members","value":[{"value":id}]}`).
 
 The hello-world app (one Flask route under gunicorn's gthread worker, with the workers, threads
-and keep-alive scim_bridge/gunicorn_conf.py gives the bridge) answers `--get-requests` GETs first.
-Per case it prints req/s (and its ratio to hello-world's), the share of 2xx, p50/p99, transactions
+and keep-alive scim_bridge/gunicorn_conf.py gives the bridge) answers `--get-requests` GETs just
+before and just after each GET case, and the ratios use the mean of the two: the machine's speed
+drifts over a run. Per case it prints req/s (and its ratio to hello-world's), the share of 2xx, p50/p99, transactions
 per request (`scim_bridge_db_transactions_total` from /metrics, the idle worker's polling taken out;
 n/a while the bridge has no such counter), GitLab calls per operation from the bridge's own counter
 (while answering, and later by the background worker), and the bridge's overhead per write:
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -81,15 +83,50 @@ def parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def hello_case(directory: Path, args: argparse.Namespace) -> LoadResult:
-    app = HelloApp(directory)
-    app.start()
-    try:
-        requests = [Request("GET", "/")] * args.get_requests
-        run_load(app.port, {}, requests[: 2 * args.clients], args.clients, args.processes)
-        return run_load(app.port, {}, requests, args.clients, args.processes)
-    finally:
-        app.stop()
+class Baseline:
+    """The hello-world app, measured just before and just after each bridge GET case.
+
+    The machine's speed drifts over a run (hello-world alone has measured 790 to 2,980 req/s on
+    one machine), so the GET case is compared with the mean of the two measurements around it,
+    not with one taken minutes earlier. The app idles while the bridge is measured.
+    """
+
+    def __init__(self, directory: Path, args: argparse.Namespace) -> None:
+        self.args = args
+        self.app = HelloApp(directory)
+        self.app.start()
+        self.requests = [Request("GET", "/")] * args.get_requests
+        self.results: list[LoadResult] = []
+
+    def measure(self) -> LoadResult:
+        args = self.args
+        run_load(self.app.port, {}, self.requests[: 2 * args.clients], args.clients, args.processes)
+        result = run_load(self.app.port, {}, self.requests, args.clients, args.processes)
+        self.results.append(result)
+        return result
+
+    def stop(self) -> None:
+        self.app.stop()
+
+
+@dataclass
+class Bracket:
+    """hello-world before and after a GET case: its rate is the mean of the two."""
+
+    before: LoadResult
+    after: LoadResult
+
+    @property
+    def rate(self) -> float:
+        return (self.before.rate + self.after.rate) / 2
+
+    @property
+    def latencies(self) -> list[float]:
+        return self.before.latencies + self.after.latencies
+
+    def ok_fraction(self) -> float:
+        both = self.before.statuses + self.after.statuses
+        return sum(1 for status in both if 200 <= status < 300) / max(1, len(both))
 
 
 class BridgeCases:
@@ -118,8 +155,9 @@ class BridgeCases:
         self.bridge.stop()
         self.double.stop()
 
-    def run(self, latency: float) -> list[Case]:
-        """GET filter, POST and PATCH with every GitLab call taking ``latency`` ms."""
+    def run(self, latency: float, baseline: Baseline) -> tuple[Bracket, list[Case]]:
+        """GET filter, POST and PATCH with every GitLab call taking ``latency`` ms, and
+        hello-world measured around the GET."""
         args, bridge = self.args, self.bridge
         self.double.set_latency(latency)
         name, _ = self.groups[latency]
@@ -150,7 +188,9 @@ class BridgeCases:
             Request("GET", "/scim/v2/Users?filter=" + quote(f'userName eq "{name}"'))
             for name in (names[i % len(names)] for i in range(args.get_requests))
         ]
+        before = baseline.measure()
         get = measure(bridge, self.idle, "GET ?filter=userName", gets, **common)
+        hello = Bracket(before, baseline.measure())
         patch_path = f"/scim/v2/Groups/{group['id']}"
 
         def patches(ids: list[str | None]) -> list[Request]:
@@ -166,10 +206,10 @@ class BridgeCases:
             queue_timeout=args.queue_timeout,
             **common,
         )
-        return [get, post, patch]
+        return hello, [get, post, patch]
 
 
-def print_cases(latency: float, hello: LoadResult, cases: list[Case]) -> None:
+def print_cases(latency: float, hello: Bracket, cases: list[Case]) -> None:
     print(f"\nGitLab latency {latency:g} ms")
     header = (
         f"  {'case':<26} {'requests':>8} {'req/s':>8} {'x hello':>8} {'2xx %':>7} {'p50 ms':>8} "
@@ -178,6 +218,10 @@ def print_cases(latency: float, hello: LoadResult, cases: list[Case]) -> None:
     print(header)
     hello_row = (
         f"  {'hello-world GET /':<26} {len(hello.latencies):8d} {hello.rate:8.1f} {1.0:8.2f}"
+    )
+    print(
+        f"  (hello-world: {hello.before.rate:.1f} req/s just before the GET case, "
+        f"{hello.after.rate:.1f} just after; the ratios use the mean)"
     )
     print(
         f"{hello_row} {hello.ok_fraction() * 100:7.2f} {percentile(hello.latencies, 0.5) * 1000:8.1f}"
@@ -232,12 +276,12 @@ def overhead(case: Case, latency: float) -> float | None:
     return (percentile(case.load.latencies, 0.5) - waited) / waited
 
 
-def targets(hello: LoadResult, runs: dict[float, list[Case]], clients: int) -> Targets:
+def targets(hellos: dict[float, Bracket], runs: dict[float, list[Case]], clients: int) -> Targets:
     result = Targets()
     conditions = "" if clients == 16 else f" [ran at {clients} clients]"
     if 0 in runs:
         get = runs[0][0]
-        ratio = get.load.rate / hello.rate
+        ratio = get.load.rate / hellos[0].rate
         result.add(
             f"filter GET >= {TARGET_GET_RATIO}x hello-world, GitLab 0 ms{conditions}",
             f"{ratio:.2f}x",
@@ -296,17 +340,21 @@ def main() -> int:
     )
     with temporary_directory("scim-bridge-load-") as temporary:
         directory = Path(temporary)
-        hello = hello_case(directory, args)
+        baseline = Baseline(directory, args)
         runs: dict[float, list[Case]] = {}
-        cases = BridgeCases(directory, latencies, args)
+        hellos: dict[float, Bracket] = {}
         try:
-            for latency in latencies:
-                runs[latency] = cases.run(latency)
-                print_cases(latency, hello, runs[latency])
-                sys.stdout.flush()
+            cases = BridgeCases(directory, latencies, args)
+            try:
+                for latency in latencies:
+                    hellos[latency], runs[latency] = cases.run(latency, baseline)
+                    print_cases(latency, hellos[latency], runs[latency])
+                    sys.stdout.flush()
+            finally:
+                cases.stop()
         finally:
-            cases.stop()
-    result = targets(hello, runs, args.clients)
+            baseline.stop()
+    result = targets(hellos, runs, args.clients)
     result.print()
     return 1 if args.check and result.failed else 0
 
