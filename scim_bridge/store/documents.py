@@ -134,6 +134,7 @@ class DocumentStore(ScimStorage):
         key_column = self.table.c[self.unique_column]
         self._by_key = select(self.table).where(key_column == bindparam("key"))
         self._by_id = select(self.table).where(self.table.c.id == bindparam("row_id"))
+        self._data_by_id = select(self.table.c.data).where(self.table.c.id == bindparam("row_id"))
         self._by_id_locked = self._by_id.with_for_update()
         self._insert = insert(self.table)
         # Where the database itself keeps the value unique (a user's userName), an insert needs
@@ -382,9 +383,7 @@ class DocumentStore(ScimStorage):
     def data(self, resource_id: str) -> dict[str, Any] | None:
         """The stored document, as the reconcilers read it; None once deleted."""
         with self.db.transaction(write=False) as tx:
-            row = tx.connection.execute(
-                select(self.table.c.data).where(self.table.c.id == resource_id)
-            ).first()
+            row = tx.connection.execute(self._data_by_id, {"row_id": resource_id}).first()
         return dict(row.data) if row is not None else None
 
 

@@ -132,6 +132,10 @@ _RELEASE_RETIRED = (
     )
     .values(gitlab_user_id=None, updated_at=bindparam("now"))
 )
+_PENDING = select(pending_links).where(pending_links.c.user_name_key == bindparam("user_name_key"))
+_DROP_PENDING = delete(pending_links).where(
+    pending_links.c.user_name_key == bindparam("user_name_key")
+)
 _LINK_FIELDS = (
     "gitlab_user_id",
     "gitlab_username",
@@ -241,9 +245,7 @@ class LinkStore:
     def pending(self, user_name: str) -> PendingLink | None:
         with self.db.transaction(write=False) as tx:
             row = (
-                tx.connection.execute(
-                    select(pending_links).where(pending_links.c.user_name_key == folded(user_name))
-                )
+                tx.connection.execute(_PENDING, {"user_name_key": folded(user_name)})
                 .mappings()
                 .first()
             )
@@ -263,7 +265,7 @@ class LinkStore:
     def drop_pending(self, user_name: str) -> bool:
         with self.db.transaction(write=True) as tx:
             removed = tx.connection.execute(
-                delete(pending_links).where(pending_links.c.user_name_key == folded(user_name))
+                _DROP_PENDING, {"user_name_key": folded(user_name)}
             ).rowcount
         return bool(removed)
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from scim2_models import InvalidValueException
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy import update
@@ -188,12 +189,16 @@ def leave_every_group(user_id: str) -> list[str]:
     return group_ids
 
 
+# Run at the end of every new account's run: built once, not per call.
+_GROUPS_OF_MEMBER = select(group_members.c.group_id).where(
+    group_members.c.member_id == bindparam("member")
+)
+
+
 def note_user_linked(user_id: str) -> None:
     """A user's GitLab account now exists: its groups' grants can be applied (DESIGN.md 4)."""
     connection = current_transaction().connection
-    group_ids = connection.execute(
-        select(group_members.c.group_id).where(group_members.c.member_id == user_id)
-    ).scalars()
+    group_ids = connection.execute(_GROUPS_OF_MEMBER, {"member": user_id}).scalars()
     for group_id in list(group_ids):
         note_changes(group_id, [user_id])
 
