@@ -18,10 +18,11 @@ order, with users and a mapped group of that latency's own:
 The hello-world app (one Flask route under gunicorn's gthread worker, with the workers, threads
 and keep-alive scim_bridge/gunicorn_conf.py gives the bridge) answers `--get-requests` GETs just
 before and just after each GET case, and the ratios use the mean of the two: the machine's speed
-drifts over a run. Per case it prints req/s (and its ratio to hello-world's), the share of 2xx, p50/p99, transactions
-per request (`scim_bridge_db_transactions_total` from /metrics, the idle worker's polling taken out;
-n/a while the bridge has no such counter), GitLab calls per operation from the bridge's own counter
-(while answering, and later by the background worker), and the bridge's overhead per write:
+drifts over a run. Per case it prints req/s (and its ratio to hello-world's), the share of 2xx,
+p50/p99, transactions per request (`scim_bridge_db_transactions_total` from /metrics, the idle
+worker's polling taken out; n/a while the bridge has no such counter), GitLab calls per operation
+from the bridge's own counter (while answering, and later by the background worker), and the
+bridge's overhead per write:
 (p50 - GitLab time waited) / GitLab time waited, where GitLab time waited = calls made while
 answering x the latency, and the CPU the bridge's processes spent per operation (a count that moves
 less between runs than latency does on a shared machine). Then each issue 13 target beside its
@@ -86,7 +87,7 @@ def parse() -> argparse.Namespace:
 class Baseline:
     """The hello-world app, measured just before and just after each bridge GET case.
 
-    The machine's speed drifts over a run (hello-world alone has measured 790 to 2,980 req/s on
+    The machine's speed drifts over a run (hello-world alone has measured 790 to 3,200 req/s on
     one machine), so the GET case is compared with the mean of the two measurements around it,
     not with one taken minutes earlier. The app idles while the bridge is measured.
     """
@@ -96,14 +97,11 @@ class Baseline:
         self.app = HelloApp(directory)
         self.app.start()
         self.requests = [Request("GET", "/")] * args.get_requests
-        self.results: list[LoadResult] = []
 
     def measure(self) -> LoadResult:
         args = self.args
         run_load(self.app.port, {}, self.requests[: 2 * args.clients], args.clients, args.processes)
-        result = run_load(self.app.port, {}, self.requests, args.clients, args.processes)
-        self.results.append(result)
-        return result
+        return run_load(self.app.port, {}, self.requests, args.clients, args.processes)
 
     def stop(self) -> None:
         self.app.stop()
@@ -125,8 +123,9 @@ class Bracket:
         return self.before.latencies + self.after.latencies
 
     def ok_fraction(self) -> float:
-        both = self.before.statuses + self.after.statuses
-        return sum(1 for status in both if 200 <= status < 300) / max(1, len(both))
+        before, after = len(self.before.statuses), len(self.after.statuses)
+        ok = self.before.ok_fraction() * before + self.after.ok_fraction() * after
+        return ok / max(1, before + after)
 
 
 class BridgeCases:

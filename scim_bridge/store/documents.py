@@ -137,6 +137,11 @@ class DocumentStore(ScimStorage):
         self._data_by_id = select(self.table.c.data).where(self.table.c.id == bindparam("row_id"))
         self._by_id_locked = self._by_id.with_for_update()
         self._insert = insert(self.table)
+        # The SET clause comes from the parameters given (columns by name); the version read
+        # must still be the row's, or nothing is written.
+        self._bump_seen = update(self.table).where(
+            self.table.c.id == bindparam("row_id"), self.table.c.version == bindparam("seen")
+        )
         # Where the database itself keeps the value unique (a user's userName), an insert needs
         # no look first: the unique index refuses the second one, and that is the 409.
         self._unique_in_database = bool(key_column.unique)
@@ -367,12 +372,18 @@ class DocumentStore(ScimStorage):
 
     def _bump(self, row: Row, **values: Any) -> Row:
         """Write ``values`` to ``row`` with the next version and a new lastModified; returns the
-        row as written. ``row`` was read in this transaction (locked on PostgreSQL, under SQLite's
-        writer lock): its version is the one to bump."""
+        row as written.
+
+        ``row`` was read in this transaction (locked on PostgreSQL, under SQLite's writer lock),
+        so its version is the one to bump; the UPDATE checks it, so a row read elsewhere can never
+        give two writes one version (one ETag).
+        """
         values.update(version=row["version"] + 1, last_modified=clock.now())
-        current_transaction().connection.execute(
-            update(self.table).where(self.table.c.id == row["id"]).values(**values)
+        written = current_transaction().connection.execute(
+            self._bump_seen, {"row_id": row["id"], "seen": row["version"], **values}
         )
+        if written.rowcount != 1:
+            raise RuntimeError(f"{self.resource_type_name} {row['id']} changed since it was read")
         return {**row, **values}
 
     def delete_row(self, resource_id: str) -> None:
