@@ -24,6 +24,7 @@ from scim_bridge.store.credentials import NotActive
 from scim_bridge.store.credentials import lifetime_columns
 from scim_bridge.store.credentials import unique_name
 from scim_bridge.store.db import Database
+from scim_bridge.store.prepared import Prepared
 from scim_bridge.store.schema import api_tokens
 
 
@@ -41,7 +42,7 @@ def _api_token(row: Any) -> ApiToken:
 
 
 # Built once: every authenticated request runs it (SQLAlchemy caches its compiled form).
-BY_LOOKUP = select(api_tokens).where(api_tokens.c.lookup == bindparam("lookup"))
+BY_LOOKUP = Prepared(select(api_tokens).where(api_tokens.c.lookup == bindparam("lookup")))
 
 
 class ApiTokenRepository:
@@ -86,7 +87,7 @@ class ApiTokenRepository:
     def find_by_lookup(self, lookup: str) -> ApiToken | None:
         """The token whose lookup half is ``lookup``, live or not: the caller checks the rest."""
         with self.db.transaction(write=False) as tx:
-            row = tx.connection.execute(BY_LOOKUP, {"lookup": lookup}).mappings().first()
+            row = BY_LOOKUP.first(tx.connection, {"lookup": lookup})
         return None if row is None else _api_token(row)
 
     def mark_used(self, token_id: int, at: datetime) -> None:

@@ -201,8 +201,11 @@ def _configure_sqlite(engine: Engine, path: Path | None) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
+        # On the driver's connection: through Core, this one statement cost as much as a read.
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        dbapi_connection = connection.connection.dbapi_connection
+        assert dbapi_connection is not None
+        dbapi_connection.execute(f"BEGIN {mode}")
 
 
 def _forget_pool_in_forked_children(engine: Engine) -> None:

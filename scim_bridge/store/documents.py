@@ -53,6 +53,7 @@ from scim_bridge.store.filters import filter_condition
 from scim_bridge.store.filters import fold
 from scim_bridge.store.filters import sort_clauses
 from scim_bridge.store.filters.scim2_adapter import bind_path
+from scim_bridge.store.prepared import Prepared
 
 
 def folded(value: str) -> str:
@@ -132,7 +133,7 @@ class DocumentStore(ScimStorage):
         self._dialect: SqlDialect | None = None
         # Built once (SQLAlchemy reuses the compiled form of a statement it has seen).
         key_column = self.table.c[self.unique_column]
-        self._by_key = select(self.table).where(key_column == bindparam("key"))
+        self._by_key = Prepared(select(self.table).where(key_column == bindparam("key")))
         self._by_id = select(self.table).where(self.table.c.id == bindparam("row_id"))
         self._data_by_id = select(self.table.c.data).where(self.table.c.id == bindparam("row_id"))
         self._by_id_locked = self._by_id.with_for_update()
@@ -196,8 +197,7 @@ class DocumentStore(ScimStorage):
         """
         with self.operation():
             connection = current_transaction().connection
-            found_rows = connection.execute(self._by_key, {"key": folded(value)})
-            rows = list(found_rows.mappings().all())
+            rows = self._by_key.all(connection, {"key": folded(value)})
             found = self.related([row["id"] for row in rows]) if related and rows else {}
             return [self._stored(row, found.get(row["id"])) for row in rows]
 

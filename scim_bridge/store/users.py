@@ -34,6 +34,7 @@ from scim_bridge.store.documents import without_core_attributes
 from scim_bridge.store.filters import GroupRows
 from scim_bridge.store.filters import Value
 from scim_bridge.store.memberships import BATCH
+from scim_bridge.store.prepared import Prepared
 from scim_bridge.store.schema import group_members
 from scim_bridge.store.schema import groups
 from scim_bridge.store.schema import users
@@ -64,8 +65,8 @@ _GROUP_ROWS = select(group_members.c.member_id, groups.c.id, groups.c.display_na
 GROUPS_OF_USERS = _GROUP_ROWS.where(
     group_members.c.member_id.in_(bindparam("ids", expanding=True))
 ).order_by(group_members.c.member_id, groups.c.id)
-GROUPS_OF_USER = _GROUP_ROWS.where(group_members.c.member_id == bindparam("id")).order_by(
-    groups.c.id
+GROUPS_OF_USER = Prepared(
+    _GROUP_ROWS.where(group_members.c.member_id == bindparam("id")).order_by(groups.c.id)
 )
 
 
@@ -104,7 +105,7 @@ class UserStore(DocumentStore):
         for start in range(0, len(user_ids), BATCH):
             batch = user_ids[start : start + BATCH]
             if len(batch) == 1:  # Entra's lookup: no IN list to expand
-                rows = connection.execute(GROUPS_OF_USER, {"id": batch[0]})
+                rows = GROUPS_OF_USER.tuples(connection, {"id": batch[0]})
             else:
                 rows = connection.execute(GROUPS_OF_USERS, {"ids": batch})
             for user_id, group_id, display in rows:
