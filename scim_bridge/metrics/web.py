@@ -8,6 +8,7 @@ in only with a value from a fixed list (the resource types served), so no client
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Collection
@@ -17,6 +18,8 @@ from flask import Flask
 from flask import Response
 from flask import g
 from flask import request
+from prometheus_client import Counter
+from prometheus_client import Histogram
 
 from scim_bridge.metrics.instruments import HTTP_DURATION
 from scim_bridge.metrics.instruments import HTTP_REQUESTS
@@ -40,6 +43,7 @@ def route_label(placeholders: Mapping[str, Collection[str]]) -> str:
     return label
 
 
+@functools.lru_cache(maxsize=256)  # templates x listed values: a fixed, small set
 def _filled(template: str, name: str, value: str) -> str:
     """``template`` with its placeholder ``name`` (``<name>`` or ``<converter:name>``) set."""
     pattern = rf"<(?:[^:<>]+:)?{re.escape(name)}>"
@@ -61,9 +65,15 @@ def instrument(app: Flask, placeholders: Mapping[str, Collection[str]] | None = 
 
     @app.after_request
     def record(response: Response) -> Response:
-        method, route = method_label(), route_label(known)
-        HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
+        counted, timed = _series(method_label(), route_label(known), response.status_code)
+        counted.inc()
         started = getattr(g, _STARTED, None)
         if started is not None:
-            HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+            timed.observe(time.perf_counter() - started)
         return response
+
+
+@functools.lru_cache(maxsize=1024)  # methods x rules x statuses: bounded by the labels' own rules
+def _series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    """A request's two series, looked up once per label set rather than on every request."""
+    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_DURATION.labels(method, route)

@@ -202,8 +202,9 @@ class ScimEndpoints:
     def _authenticated(self, request_id: str, source: str | None) -> Response:
         # Authentication first: only a failure counts against the address, so a valid credential
         # is never refused for what else comes from there.
+        base_url = self._base_url()
         try:
-            actor = self.authenticate(request.headers.get("Authorization"), self._base_url())
+            actor = self.authenticate(request.headers.get("Authorization"), base_url)
         except SCIMException as error:
             if self.failures and (wait := self.failures.failed(source)) is not None:
                 return _too_many(wait, "too many failed authentications from this address")
@@ -212,7 +213,7 @@ class ScimEndpoints:
             return _too_many(wait)
         with context.bound(context.RequestContext(request_id, actor, source)):
             try:
-                return _to_flask(self._serve(self._read()))
+                return _to_flask(self._serve(self._read(base_url)))
             except SCIMException as error:
                 return _to_flask(self.service.error_response(error))
             except WriteRejected as rejection:
@@ -225,7 +226,7 @@ class ScimEndpoints:
                 log.exception("unexpected error serving %s %s", request.method, request.path)
                 return _to_flask(_error_response(Error(status=500, detail="Internal server error")))
 
-    def _read(self) -> ScimRequest:
+    def _read(self, base_url: str) -> ScimRequest:
         if "\x00" in request.path or any("\x00" in value for value in request.args.values()):
             # PostgreSQL cannot hold NUL in text: refuse it up front, never a 500.
             raise InvalidValueException(detail="NUL characters are not allowed")
@@ -233,11 +234,12 @@ class ScimEndpoints:
         method = "GET" if request.method == "HEAD" else request.method
         return ScimRequest(
             method=method,
-            base_url=self._base_url(),
+            base_url=base_url,
             path=request.path.removeprefix(URL_PREFIX),
             query=request.args.to_dict(),
             headers=list(request.headers.items()),
-            body=request.get_data(),
+            # A read's body has no meaning (RFC 9110 §9.3.1): not even read.
+            body=request.get_data() if method in WRITE_METHODS else b"",
         )
 
     def _base_url(self) -> str:

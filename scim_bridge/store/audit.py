@@ -46,6 +46,7 @@ from scim_bridge.store.db import Transaction
 from scim_bridge.store.db import before_commit
 from scim_bridge.store.db import current_transaction
 from scim_bridge.store.db import insert_ignoring_duplicates
+from scim_bridge.store.prepared import Prepared
 from scim_bridge.store.schema import audit_chain_head
 from scim_bridge.store.schema import audit_events
 
@@ -205,17 +206,17 @@ def append(connection: Connection, pending: Sequence[Mapping[str, Any]]) -> None
         row["hash"] = previous = event_hash(row)
         rows.append(row)
     connection.execute(_INSERT_EVENTS, rows)
-    connection.execute(_ADVANCE_HEAD, {"new_seq": seq, "new_hash": previous})
+    _ADVANCE_HEAD.rowcount(connection, {"new_seq": seq, "new_hash": previous})
 
 
 # Every write transaction that records an event runs these three: built once, not per commit.
-_HEAD = (
+_HEAD = Prepared(
     select(audit_chain_head.c.seq, audit_chain_head.c.hash)
     .where(audit_chain_head.c.id == HEAD_ID)
     .with_for_update()  # SQLite has no FOR UPDATE: BEGIN IMMEDIATE serialises writers there
 )
 _INSERT_EVENTS = insert(audit_events)
-_ADVANCE_HEAD = (
+_ADVANCE_HEAD = Prepared(
     update(audit_chain_head)
     .where(audit_chain_head.c.id == HEAD_ID)
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
@@ -224,11 +225,12 @@ _ADVANCE_HEAD = (
 
 def _lock_head(connection: Connection) -> tuple[int, str]:
     """Lock the head row and return it, creating it (race-safe) when it is missing."""
-    row = connection.execute(_HEAD).first()
+    row = _HEAD.first(connection, {})
     if row is None:
         _create_head(connection)
-        row = connection.execute(_HEAD).one()
-    return int(row.seq), str(row.hash)
+        row = _HEAD.first(connection, {})
+        assert row is not None, "created just now, or by a concurrent writer"
+    return int(row["seq"]), str(row["hash"])
 
 
 def _create_head(connection: Connection) -> None:

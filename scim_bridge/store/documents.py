@@ -134,9 +134,12 @@ class DocumentStore(ScimStorage):
         # Built once (SQLAlchemy reuses the compiled form of a statement it has seen).
         key_column = self.table.c[self.unique_column]
         self._by_key = Prepared(select(self.table).where(key_column == bindparam("key")))
-        self._by_id = select(self.table).where(self.table.c.id == bindparam("row_id"))
-        self._data_by_id = select(self.table.c.data).where(self.table.c.id == bindparam("row_id"))
-        self._by_id_locked = self._by_id.with_for_update()
+        by_id = select(self.table).where(self.table.c.id == bindparam("row_id"))
+        self._by_id = Prepared(by_id)
+        self._by_id_locked = Prepared(by_id.with_for_update())
+        self._data_by_id = Prepared(
+            select(self.table.c.data).where(self.table.c.id == bindparam("row_id"))
+        )
         self._insert = insert(self.table)
         # The SET clause comes from the parameters given (columns by name); the version read
         # must still be the row's, or nothing is written.
@@ -162,7 +165,7 @@ class DocumentStore(ScimStorage):
         # A read that precedes a write locks the row: concurrent writes apply one after another.
         locked = tx.write and not self.db.is_sqlite
         statement = self._by_id_locked if locked else self._by_id
-        return tx.connection.execute(statement, {"row_id": resource_id}).mappings().first()
+        return statement.first(tx.connection, {"row_id": resource_id})
 
     def _existing_row(self, resource_id: str) -> Any:
         row = self._row(resource_id)
@@ -394,8 +397,8 @@ class DocumentStore(ScimStorage):
     def data(self, resource_id: str) -> dict[str, Any] | None:
         """The stored document, as the reconcilers read it; None once deleted."""
         with self.db.transaction(write=False) as tx:
-            row = tx.connection.execute(self._data_by_id, {"row_id": resource_id}).first()
-        return dict(row.data) if row is not None else None
+            data = self._data_by_id.scalar(tx.connection, {"row_id": resource_id})
+        return dict(data) if data is not None else None
 
 
 REDACTED = "[redacted]"

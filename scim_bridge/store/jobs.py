@@ -39,6 +39,7 @@ from scim_bridge import context
 from scim_bridge.store.db import Database
 from scim_bridge.store.db import current_transaction
 from scim_bridge.store.db import open_transaction
+from scim_bridge.store.prepared import Prepared
 from scim_bridge.store.schema import jobs
 
 PENDING = "pending"
@@ -128,15 +129,15 @@ def _job(mapping: Mapping[Any, Any]) -> Job:
     )
 
 
-def _leased(row: object, now: datetime) -> bool:
+def _leased(row: Mapping[str, Any], now: datetime) -> bool:
     """Whether a run holds the job now (a lease that expired holds nothing)."""
-    until = clock.aware(row._mapping["lease_until"])  # type: ignore[attr-defined]
+    until = clock.aware(row["lease_until"])
     return until is not None and until >= now
 
 
 # The statements every SCIM write and every run makes: built once (building one costs more than
 # SQLite's work on it). Bind names differ from the columns they set, as SQLAlchemy requires.
-_LEASE = (
+_LEASE = Prepared(
     update(jobs)
     .where(jobs.c.id == bindparam("job_id"))
     .values(
@@ -145,8 +146,9 @@ _LEASE = (
         claimed_generation=bindparam("covers"),
     )
 )
-_BY_KEY = select(jobs).where(jobs.c.key == bindparam("job_key"))
-_BY_KEY_LOCKED = _BY_KEY.with_for_update()
+_SELECT_BY_KEY = select(jobs).where(jobs.c.key == bindparam("job_key"))
+_BY_KEY = Prepared(_SELECT_BY_KEY)
+_BY_KEY_LOCKED = Prepared(_SELECT_BY_KEY.with_for_update())
 _CAUSE_COLUMNS = ("actor", "request_id", "source")
 # A new write to a queued entity: a new generation, due now; with its cause when one is known.
 _BUMP = (
@@ -160,16 +162,22 @@ _BUMP = (
         updated_at=bindparam("now"),
     )
 )
-_BUMP_WITH_CAUSE = _BUMP.values({column: bindparam(f"cause_{column}") for column in _CAUSE_COLUMNS})
+_BUMP_WITH_CAUSE = Prepared(
+    _BUMP.values({column: bindparam(f"cause_{column}") for column in _CAUSE_COLUMNS})
+)
+_BUMP_ALONE = Prepared(_BUMP)
 _INSERT = insert(jobs)
-_DONE = delete(jobs).where(jobs.c.id == bindparam("job_id"), jobs.c.generation == bindparam("gen"))
+_DONE = Prepared(
+    delete(jobs).where(jobs.c.id == bindparam("job_id"), jobs.c.generation == bindparam("gen"))
+)
 
 
 def _lease(row: Mapping[Any, Any], owner: str, until: datetime) -> Job:
     """Lease one job row, selected (or inserted) in the current write transaction, to
     ``owner``: the run that claims it covers the generation the row holds now."""
-    current_transaction().connection.execute(
-        _LEASE, {"job_id": row["id"], "owner": owner, "until": until, "covers": row["generation"]}
+    _LEASE.rowcount(
+        current_transaction().connection,
+        {"job_id": row["id"], "owner": owner, "until": until, "covers": row["generation"]},
     )
     return _job(row)
 
@@ -204,10 +212,11 @@ def enqueue(kind: str, entity_id: str, *, new: bool = False) -> str:
     cause = _cause()
     bumped = 0
     if not new:
-        bump = _BUMP_WITH_CAUSE if cause else _BUMP
-        bumped = tx.connection.execute(
-            bump, {"job_key": key, "now": now, **{f"cause_{k}": v for k, v in cause.items()}}
-        ).rowcount
+        bump = _BUMP_WITH_CAUSE if cause else _BUMP_ALONE
+        bumped = bump.rowcount(
+            tx.connection,
+            {"job_key": key, "now": now, **{f"cause_{k}": v for k, v in cause.items()}},
+        )
     inserted: dict[str, Any] | None = None
     if not bumped:
         inserted = {
@@ -272,13 +281,13 @@ class JobQueue:
                 if inserted is not None:  # this transaction's own row: pending, leased to no one
                     row: Mapping[Any, Any] = inserted
                 else:
-                    found = tx.connection.execute(statement, {"job_key": key}).first()
+                    found = statement.first(tx.connection, {"job_key": key})
                     if found is None:
                         continue
-                    if found.state != PENDING or _leased(found, now):
-                        claims.append(Claim(key, found.id, found.generation, None))
+                    if found["state"] != PENDING or _leased(found, now):
+                        claims.append(Claim(key, found["id"], found["generation"], None))
                         continue
-                    row = found._mapping
+                    row = found
                 job = _lease(row, owner, now + timedelta(seconds=lease_seconds))
                 claims.append(Claim(key, row["id"], row["generation"], job))
         return claims
@@ -299,14 +308,15 @@ class JobQueue:
         """
         now = clock.now()
         with self.db.transaction(write=False) as tx:
-            row = tx.connection.execute(select(jobs).where(jobs.c.key == claim.key)).first()
-        if row is None or row.id != claim.job_id or row.state != PENDING:
+            row = _BY_KEY.first(tx.connection, {"job_key": claim.key})
+        if row is None or row["id"] != claim.job_id or row["state"] != PENDING:
             return DONE  # completed by a run that claimed it after the write; or parked
-        covered = row.claimed_generation is not None and row.claimed_generation >= claim.generation
+        claimed = row["claimed_generation"]
+        covered = claimed is not None and claimed >= claim.generation
         if _leased(row, now):
             if not covered:
                 return WAIT
-            run = Covering(row.claimed_generation, clock.aware(row.lease_until))
+            run = Covering(claimed, clock.aware(row["lease_until"]))
             if covering is not None and run != covering:
                 return DONE  # the run that covered the write ended; this one is another
             return run
@@ -382,9 +392,7 @@ class JobQueue:
     def complete(self, job: Job) -> bool:
         """Finish a job; if a newer write came meanwhile, release it to run again instead."""
         with self.db.transaction(write=True) as tx:
-            deleted = tx.connection.execute(
-                _DONE, {"job_id": job.id, "gen": job.generation}
-            ).rowcount
+            deleted = _DONE.rowcount(tx.connection, {"job_id": job.id, "gen": job.generation})
             if not deleted:
                 tx.connection.execute(
                     update(jobs)

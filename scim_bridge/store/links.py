@@ -27,6 +27,7 @@ from scim_bridge import clock
 from scim_bridge.store.db import Database
 from scim_bridge.store.db import upsert
 from scim_bridge.store.documents import folded
+from scim_bridge.store.prepared import Prepared
 from scim_bridge.store.schema import pending_links
 from scim_bridge.store.schema import user_links
 from scim_bridge.store.schema import users
@@ -114,16 +115,18 @@ class UserLinks(Protocol):
 
 # Every run reads and writes links: these statements are built once, not per call (building one
 # costs more than SQLite's work on it). Bind names differ from the columns they set.
-_BY_USER = select(user_links).where(user_links.c.user_id == bindparam("link_user"))
-_ACCOUNT_OF_USER = select(user_links.c.gitlab_user_id).where(
-    user_links.c.user_id == bindparam("link_user")
+_BY_USER = Prepared(select(user_links).where(user_links.c.user_id == bindparam("link_user")))
+_ACCOUNT_OF_USER = Prepared(
+    select(user_links.c.gitlab_user_id).where(user_links.c.user_id == bindparam("link_user"))
 )
-_LIVE_HOLDER = select(user_links.c.user_id).where(
-    user_links.c.gitlab_user_id == bindparam("account"),
-    user_links.c.user_id != bindparam("link_user"),
-    user_links.c.retired_at.is_(None),
+_LIVE_HOLDER = Prepared(
+    select(user_links.c.user_id).where(
+        user_links.c.gitlab_user_id == bindparam("account"),
+        user_links.c.user_id != bindparam("link_user"),
+        user_links.c.retired_at.is_(None),
+    )
 )
-_RELEASE_RETIRED = (
+_RELEASE_RETIRED = Prepared(
     update(user_links)
     .where(
         user_links.c.gitlab_user_id == bindparam("account"),
@@ -132,9 +135,11 @@ _RELEASE_RETIRED = (
     )
     .values(gitlab_user_id=None, updated_at=bindparam("now"))
 )
-_PENDING = select(pending_links).where(pending_links.c.user_name_key == bindparam("user_name_key"))
-_DROP_PENDING = delete(pending_links).where(
-    pending_links.c.user_name_key == bindparam("user_name_key")
+_PENDING = Prepared(
+    select(pending_links).where(pending_links.c.user_name_key == bindparam("user_name_key"))
+)
+_DROP_PENDING = Prepared(
+    delete(pending_links).where(pending_links.c.user_name_key == bindparam("user_name_key"))
 )
 _LINK_FIELDS = (
     "gitlab_user_id",
@@ -145,12 +150,12 @@ _LINK_FIELDS = (
     "create_started_at",
     "updated_at",
 )
-_UPDATE_LINK = (
+_UPDATE_LINK = Prepared(
     update(user_links)
     .where(user_links.c.user_id == bindparam("link_user"))
     .values({field: bindparam(f"new_{field}") for field in _LINK_FIELDS})
 )
-_MARK = (
+_MARK = Prepared(
     update(user_links)
     .where(user_links.c.user_id == bindparam("link_user"))
     .values(create_started_at=bindparam("now"), updated_at=bindparam("now"))
@@ -164,7 +169,7 @@ class LinkStore:
 
     def get(self, user_id: str) -> UserLink | None:
         with self.db.transaction(write=False) as tx:
-            row = tx.connection.execute(_BY_USER, {"link_user": user_id}).mappings().first()
+            row = _BY_USER.first(tx.connection, {"link_user": user_id})
         return None if row is None else _link(row)
 
     def save(self, link: UserLink, *, consumed: str | None = None) -> None:
@@ -189,14 +194,14 @@ class LinkStore:
                 and link.retired_at is None
                 and self._claim(tx.connection, link)
             ):
-                tx.connection.execute(
-                    _RELEASE_RETIRED,
+                _RELEASE_RETIRED.rowcount(
+                    tx.connection,
                     {"account": link.gitlab_user_id, "link_user": link.user_id, "now": clock.now()},
                 )
-            changed = tx.connection.execute(
-                _UPDATE_LINK,
+            changed = _UPDATE_LINK.rowcount(
+                tx.connection,
                 {"link_user": link.user_id, **{f"new_{k}": v for k, v in values.items()}},
-            ).rowcount
+            )
             if not changed:
                 tx.connection.execute(_INSERT_LINK, {"user_id": link.user_id, **values})
             if consumed is not None:
@@ -210,7 +215,7 @@ class LinkStore:
         advisory lock per account makes the check and the write one step.
         """
         assert link.gitlab_user_id is not None
-        held = connection.execute(_ACCOUNT_OF_USER, {"link_user": link.user_id}).scalar()
+        held = _ACCOUNT_OF_USER.scalar(connection, {"link_user": link.user_id})
         if held == link.gitlab_user_id:
             return False  # this user's already (links made before this rule stay as they are)
         if connection.dialect.name == "postgresql":
@@ -218,9 +223,9 @@ class LinkStore:
                 text("SELECT pg_advisory_xact_lock(:space, :account)"),
                 {"space": LINK_LOCK_SPACE, "account": link.gitlab_user_id},
             )
-        other = connection.execute(
-            _LIVE_HOLDER, {"account": link.gitlab_user_id, "link_user": link.user_id}
-        ).scalar()
+        other = _LIVE_HOLDER.scalar(
+            connection, {"account": link.gitlab_user_id, "link_user": link.user_id}
+        )
         if other is not None:
             raise LinkTaken(
                 f"GitLab account {link.gitlab_username!r} is linked to another SCIM user"
@@ -244,11 +249,7 @@ class LinkStore:
 
     def pending(self, user_name: str) -> PendingLink | None:
         with self.db.transaction(write=False) as tx:
-            row = (
-                tx.connection.execute(_PENDING, {"user_name_key": folded(user_name)})
-                .mappings()
-                .first()
-            )
+            row = _PENDING.first(tx.connection, {"user_name_key": folded(user_name)})
         return None if row is None else _pending(row)
 
     def pending_for_account(self, gitlab_user_id: int) -> PendingLink | None:
@@ -264,9 +265,7 @@ class LinkStore:
 
     def drop_pending(self, user_name: str) -> bool:
         with self.db.transaction(write=True) as tx:
-            removed = tx.connection.execute(
-                _DROP_PENDING, {"user_name_key": folded(user_name)}
-            ).rowcount
+            removed = _DROP_PENDING.rowcount(tx.connection, {"user_name_key": folded(user_name)})
         return bool(removed)
 
     def all_pending(self) -> list[PendingLink]:
@@ -284,7 +283,7 @@ class LinkStore:
         """Remember, before asking GitLab, that the bridge is creating this user's account."""
         now = clock.now()
         with self.db.transaction(write=True) as tx:
-            changed = tx.connection.execute(_MARK, {"link_user": user_id, "now": now}).rowcount
+            changed = _MARK.rowcount(tx.connection, {"link_user": user_id, "now": now})
             if not changed:
                 tx.connection.execute(
                     _INSERT_LINK, {"user_id": user_id, "create_started_at": now, "updated_at": now}

@@ -26,6 +26,7 @@ from scim_bridge import clock
 from scim_bridge.store import jobs
 from scim_bridge.store.db import current_transaction
 from scim_bridge.store.db import insert_ignoring_duplicates
+from scim_bridge.store.prepared import Prepared
 from scim_bridge.store.schema import group_member_changes
 from scim_bridge.store.schema import group_members
 from scim_bridge.store.schema import groups
@@ -190,16 +191,15 @@ def leave_every_group(user_id: str) -> list[str]:
 
 
 # Run at the end of every new account's run: built once, not per call.
-_GROUPS_OF_MEMBER = select(group_members.c.group_id).where(
-    group_members.c.member_id == bindparam("member")
+_GROUPS_OF_MEMBER = Prepared(
+    select(group_members.c.group_id).where(group_members.c.member_id == bindparam("member"))
 )
 
 
 def note_user_linked(user_id: str) -> None:
     """A user's GitLab account now exists: its groups' grants can be applied (DESIGN.md 4)."""
     connection = current_transaction().connection
-    group_ids = connection.execute(_GROUPS_OF_MEMBER, {"member": user_id}).scalars()
-    for group_id in list(group_ids):
+    for (group_id,) in _GROUPS_OF_MEMBER.tuples(connection, {"member": user_id}):
         note_changes(group_id, [user_id])
 
 

@@ -16,8 +16,10 @@ What Core did and this keeps:
 - a driver error is raised as SQLAlchemy's own exception class (``DBAPIError.instance``), and a
   connection the driver reports lost is invalidated, so the pool never hands it out again.
 
-Only plain ``SELECT`` statements with scalar parameters qualify: an expanding ``IN`` list, whose
-SQL depends on the values, is refused when the statement is first run on a dialect.
+``SELECT``, ``UPDATE`` and ``DELETE`` statements with scalar parameters qualify. Refused when
+first run on a dialect: an expanding ``IN`` list (its SQL depends on the values), and an
+``UPDATE`` of a table with ``onupdate`` columns (Core computes those per execution). ``INSERT`` is
+not offered: Core fills column defaults and the new primary key per execution.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy import Delete
 from sqlalchemy import Select
+from sqlalchemy import Update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.interfaces import Compiled
 from sqlalchemy.exc import DBAPIError
@@ -49,11 +53,17 @@ class _Plan:
 
 
 class Prepared:
-    """A ``SELECT`` compiled once per dialect, run on the transaction's driver connection."""
+    """A statement compiled once per dialect, run on the transaction's driver connection."""
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Select[Any] | Update | Delete) -> None:
+        if isinstance(statement, Update) and any(
+            column.onupdate is not None for column in statement.table.c
+        ):
+            raise ValueError("an UPDATE of a table with onupdate columns: not prepared")
         self.statement = statement
-        self.keys = tuple(statement.selected_columns.keys())
+        selected = statement.selected_columns if isinstance(statement, Select) else None
+        self._columns = list(selected) if selected is not None else []
+        self.keys = tuple(selected.keys()) if selected is not None else ()
         self._plans: dict[tuple[str, str], _Plan] = {}
         self._lock = threading.Lock()
 
@@ -66,13 +76,39 @@ class Prepared:
         rows = self.all(connection, parameters)
         return rows[0] if rows else None
 
+    def scalar(self, connection: Connection, parameters: Mapping[str, Any]) -> Any:
+        """The first row's first column, or None when there is no row (as Core's ``scalar``)."""
+        rows = self.tuples(connection, parameters)
+        return rows[0][0] if rows else None
+
+    def rowcount(self, connection: Connection, parameters: Mapping[str, Any]) -> int:
+        """Run an ``UPDATE`` or ``DELETE``; the rows it matched."""
+        count, _ = self._run(connection, parameters, fetch=False)
+        return count
+
     def tuples(
         self, connection: Connection, parameters: Mapping[str, Any]
     ) -> list[tuple[Any, ...]]:
         """Every row as a tuple, its columns converted as Core converts them."""
+        _, rows = self._run(connection, parameters, fetch=True)
+        results = self._plan(connection.dialect).results
+        if not any(results):
+            return [tuple(row) for row in rows]
+        return [
+            tuple(
+                value if process is None else process(value)
+                for process, value in zip(results, row, strict=True)
+            )
+            for row in rows
+        ]
+
+    def _run(
+        self, connection: Connection, parameters: Mapping[str, Any], *, fetch: bool
+    ) -> tuple[int, list[Any]]:
         dialect = connection.dialect
         plan = self._plan(dialect)
         values = plan.compiled.construct_params(dict(parameters))
+        assert values is not None
         for name, process in plan.binds.items():
             values[name] = process(values[name])
         bound: Any = values if plan.positional is None else [values[n] for n in plan.positional]
@@ -83,7 +119,8 @@ class Prepared:
             for listener in connection.dispatch.before_cursor_execute:
                 listener(connection, cursor, plan.sql, bound, None, False)
             cursor.execute(plan.sql, bound)
-            rows = cursor.fetchall()
+            rows = list(cursor.fetchall()) if fetch else []
+            count = cursor.rowcount
         except dialect.loaded_dbapi.Error as error:
             lost = dialect.is_disconnect(error, dbapi_connection, cursor)
             if lost:
@@ -98,16 +135,7 @@ class Prepared:
             ) from error
         finally:
             cursor.close()
-        results = plan.results
-        if not any(results):
-            return [tuple(row) for row in rows]
-        return [
-            tuple(
-                value if process is None else process(value)
-                for process, value in zip(results, row, strict=True)
-            )
-            for row in rows
-        ]
+        return count, rows
 
     def _plan(self, dialect: Dialect) -> _Plan:
         key = (dialect.name, dialect.driver)
@@ -129,7 +157,7 @@ class Prepared:
                 binds[name] = process
         results = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in self.statement.selected_columns
+            for column in self._columns
         )
         positional = (
             tuple(getattr(compiled, "positiontup", None) or ()) if compiled.positional else None

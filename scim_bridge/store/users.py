@@ -104,6 +104,7 @@ class UserStore(DocumentStore):
         connection = current_transaction().connection
         for start in range(0, len(user_ids), BATCH):
             batch = user_ids[start : start + BATCH]
+            rows: Iterable[Any]
             if len(batch) == 1:  # Entra's lookup: no IN list to expand
                 rows = GROUPS_OF_USER.tuples(connection, {"id": batch[0]})
             else:
