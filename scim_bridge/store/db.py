@@ -3,7 +3,9 @@
 SQLite is the embedded default and PostgreSQL serves several instances. SQLite runs in WAL mode
 with a busy timeout, and write transactions start with ``BEGIN IMMEDIATE`` so that two gunicorn
 workers never both read, then both try to upgrade to a write lock (which SQLite resolves by failing
-one of them with "database is locked"). On PostgreSQL, writers lock the rows they read for update.
+one of them with "database is locked"); the writers of every process on the host queue for that
+lock on one gate, and the write-ahead log is copied back by a thread of its own, never inside a
+writer's commit (store/sqlite_writes.py). On PostgreSQL, writers lock the rows they read for update.
 A transaction's last step, just before its commit, runs the hooks other modules registered with
 ``before_commit``: store/audit.py chains the audit events recorded in it there, so the chain head is
 the last lock it takes and the chain follows commit order. This module knows no hook by name.
@@ -26,7 +28,6 @@ from __future__ import annotations
 import contextvars
 import os
 import stat
-import threading
 import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -56,10 +57,13 @@ from sqlalchemy.pool import StaticPool
 
 from scim_bridge.metrics.instruments import DB_TRANSACTIONS
 from scim_bridge.store.filters import SQLITE_FUNCTIONS
+from scim_bridge.store.sqlite_writes import GATE_SUFFIX
+from scim_bridge.store.sqlite_writes import Checkpointer
+from scim_bridge.store.sqlite_writes import WriterGate
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_FILE_MODE = 0o600  # the owner only: the file holds token hashes and the audit trail
-SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal", GATE_SUFFIX)
 ROWS_PER_STATEMENT = 1000  # a multi-row INSERT stays well below both databases' parameter limits
 # Every transaction counts one: the counter's two children, looked up once, not per transaction.
 _WRITES = DB_TRANSACTIONS.labels("write")
@@ -194,6 +198,8 @@ def _configure_sqlite(engine: Engine, path: Path | None) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if path is not None:  # the Checkpointer copies the log back, never a writer's commit
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
         # Case folding as scim2-models does it, for filters and sorting (store/filters/).
         for name, function in SQLITE_FUNCTIONS.items():
@@ -268,14 +274,15 @@ class Database:
         begin = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
         self._writer = self.engine.execution_options(**{MODE_OPTION: "write"}, **begin)
         self._reader = self.engine.execution_options(**{MODE_OPTION: "read"})
-        # SQLite has one writer at a time. Its busy handler makes a waiting writer sleep in steps
-        # of up to 100 ms, so under a burst of writes the wait, not the work, sets the latency.
-        # The writers of this process queue on a lock instead and start the moment it is free;
-        # only the other processes' writers (gunicorn's other worker, the background worker)
-        # still meet SQLite's busy handler. PostgreSQL locks rows, not the database: no gate.
+        # SQLite has one writer at a time: this host's writers queue for it on one gate, and
+        # the write-ahead log is copied back by a thread, never by a writer's commit
+        # (store/sqlite_writes.py). PostgreSQL locks rows, not the database: no gate.
         self._write_gate: AbstractContextManager[object] = (
-            threading.Lock() if self.is_sqlite else nullcontext()
+            WriterGate(self.sqlite_file, file_mode=SQLITE_FILE_MODE)
+            if self.is_sqlite
+            else nullcontext()
         )
+        self._checkpointer = Checkpointer(self.sqlite_file) if self.sqlite_file else None
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Transaction]:
@@ -309,6 +316,8 @@ class Database:
                     hook(tx)
             finally:
                 _current.reset(token)
+        if write and self._checkpointer is not None:
+            self._checkpointer.wrote()
 
     @contextmanager
     def write_scope(self, finish: Callable[[Transaction], object]) -> Iterator[WriteScope]:
@@ -337,6 +346,8 @@ class Database:
             yield
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
 
 
