@@ -206,8 +206,8 @@ class GroupStore(DocumentStore):
         return detail
 
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
+        document = self.document(resource)  # before the write opens (see UserStore.create)
         with self.operation():
-            document = self.document(resource)
             row = self.insert_row(document)
             group_id = row["id"]
             added = memberships.add(group_id, _members_of(_dump_members(resource)))

@@ -151,12 +151,14 @@ class UserStore(DocumentStore):
     # -- Writing ------------------------------------------------------------
 
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
+        # Serialised before the write opens, and the answer built after it commits: on SQLite the
+        # transaction holds the one writer lock, and every other writer waits for it.
+        document = self.document(resource)
         with self.operation():
-            document = self.document(resource)
             row = self.insert_row(document)
             self.written(Change("User", row["id"], None, document), "scim.user.create")
-            # A new id is in no group yet: there are no groups to read.
-            return self._resource(row)
+        # A new id is in no group yet: there are no groups to read.
+        return self._resource(row)
 
     def update(
         self,
@@ -166,10 +168,10 @@ class UserStore(DocumentStore):
         expected_version: str | None = None,
     ) -> Resource[Any]:
         assert resource.id is not None
+        document = self.document(resource)  # before the write opens (see create)
         with self.operation():
             row = self._existing_row(resource.id)
             self._check_version(row, expected_version)
-            document = self.document(resource)
             written = self.update_row(row, document)
             change = Change("User", resource.id, dict(row["data"]), document)
             self.written(change, "scim.user.update")
