@@ -14,8 +14,10 @@ from sqlalchemy import Integer
 from sqlalchemy import MetaData
 from sqlalchemy import Table
 from sqlalchemy import bindparam
+from sqlalchemy import delete
 from sqlalchemy import event
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
 from scim_bridge.scim.models import ENTRA_POLICY
@@ -74,3 +76,34 @@ def test_a_driver_error_is_sqlalchemys_and_the_next_transaction_works(db: Databa
     _user(db, "ada")
     with db.transaction(write=False) as tx:
         assert Prepared(BY_NAME).first(tx.connection, {"key": "ada"}) is not None
+
+
+def test_updates_and_deletes_count_the_rows_they_matched(db: Database) -> None:
+    for name in ("ada", "grace"):
+        _user(db, name)
+    rename = Prepared(
+        update(users)
+        .where(users.c.user_name_key == bindparam("key"))
+        .values(external_id=bindparam("new_external_id"))
+    )
+    remove = Prepared(delete(users).where(users.c.user_name_key == bindparam("key")))
+    external_id = Prepared(select(users.c.external_id).where(users.c.user_name_key == "ada"))
+    with db.transaction(write=True) as tx:
+        assert rename.rowcount(tx.connection, {"key": "ada", "new_external_id": "e-1"}) == 1
+        assert rename.rowcount(tx.connection, {"key": "nobody", "new_external_id": "e-2"}) == 0
+        assert external_id.scalar(tx.connection, {}) == "e-1", "a literal bound as Core binds it"
+        assert remove.rowcount(tx.connection, {"key": "grace"}) == 1
+    with db.transaction(write=False) as tx:
+        keys = tx.connection.execute(select(users.c.user_name_key)).scalars().all()
+    assert keys == ["ada"]
+
+
+def test_an_update_core_would_complete_per_execution_is_refused() -> None:
+    stamped = Table(
+        "stamped",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("at", Integer, onupdate=lambda: 1),
+    )
+    with pytest.raises(ValueError, match="onupdate"):
+        Prepared(update(stamped).values(id=bindparam("new_id")))
