@@ -81,7 +81,10 @@ class State:
     def user_by_username(self, username: str) -> UserRecord | None:
         """`User.by_username`: case-insensitive (gitlab.md §1.2)."""
         wanted = username.lower()
-        return next((u for u in self.users.values() if u.username.lower() == wanted), None)
+        for user in self.users.values():  # plain loops: the benchmarks scan thousands of users
+            if user.username.lower() == wanted:
+                return user
+        return None
 
     def users_by_any_email(self, email: str) -> list[UserRecord]:
         """`User.by_any_email`: primary or confirmed secondary email, case-insensitive."""
@@ -96,10 +99,13 @@ class State:
     def email_row_exists(self, email: str) -> bool:
         """Whether any primary email or any secondary row (confirmed or not) holds it."""
         wanted = email.lower()
-        return any(
-            u.email.lower() == wanted or any(e.email.lower() == wanted for e in u.emails)
-            for u in self.users.values()
-        )
+        for user in self.users.values():
+            if user.email.lower() == wanted:
+                return True
+            for row in user.emails:
+                if row.email.lower() == wanted:
+                    return True
+        return False
 
     def identity_owner(self, provider: str, extern_uid: str) -> UserRecord | None:
         """The user holding an identity; extern_uid is unique per provider, case-insensitively."""
