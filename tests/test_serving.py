@@ -43,15 +43,15 @@ def option(command: list[str], name: str) -> str:
     return command[command.index(name) + 1]
 
 
-def test_the_default_serve_runs_2_processes_of_32_threads(
+def test_the_default_serve_runs_4_processes_of_32_threads(
     started: list[tuple[list[str], dict[str, str]]],
 ) -> None:
     result = CliRunner().invoke(cli.main, ["serve"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     command, env = gunicorn_run(started)
-    assert (option(command, "--workers"), option(command, "--threads")) == ("2", "32")
+    assert (option(command, "--workers"), option(command, "--threads")) == ("4", "32")
     assert "SCIM_BRIDGE_SERVER_THREADS" not in env
-    assert "2 process(es) x 32 threads (one address: 16 on threads per process" in result.output
+    assert "4 process(es) x 32 threads (one address: 16 on threads per process" in result.output
     assert "per caller 1000 requests/s per process, bursts of 200" in result.output
 
 

@@ -395,7 +395,7 @@ def test_every_default_is_pinned() -> None:
     assert vars(settings.server) == {
         "host": "127.0.0.1",
         "port": 8000,
-        "workers": 2,
+        "workers": 4,
         "threads": 32,
         "max_body_bytes": 1024 * 1024,
         "rate_limit_per_second": 1000.0,

@@ -68,7 +68,7 @@ def _capacity(settings: Settings) -> str:
 @click.command()
 @click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default 8000).")
-@click.option("--workers", type=int, default=None, help="gunicorn worker processes (default 2).")
+@click.option("--workers", type=int, default=None, help="gunicorn worker processes (default 4).")
 @click.option(
     "--threads",
     type=click.IntRange(min=1),

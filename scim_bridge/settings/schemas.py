@@ -56,6 +56,11 @@ DEFAULT_RATE_LIMIT_PER_SECOND = 1000.0
 # threads, [server] max_connections_per_address), so a burst of 16 writes each waiting ~0.5 s on
 # GitLab is not capped by threads even if every connection lands on the same process.
 DEFAULT_THREADS = 32
+# gunicorn processes. Threads share one interpreter lock per process: a request holding SQLite's
+# writer lock waits for it behind the process's other threads, and every writer waits behind that
+# one (benchmarks/load.py, 2-core machine: POST /Users p50 at GitLab 100 ms fell from 134 to 118 ms
+# going from 2 to 4 processes; the filter GET did not lose). About 80 MB each.
+DEFAULT_WORKERS = 4
 # The audience of Entra's tokens for every non-gallery app (entra.md §3.2).
 ENTRA_NON_GALLERY_AUDIENCE = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
 ENTRA_JWKS_URL = "https://login.microsoftonline.com/common/discovery/keys"
@@ -180,7 +185,7 @@ class ReconcileSchema(_Section):
 class ServerSchema(_Section):
     host = fields.String(load_default="127.0.0.1")
     port = fields.Integer(load_default=8000, validate=validate.Range(min=0, max=65535))
-    workers = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
+    workers = fields.Integer(load_default=DEFAULT_WORKERS, validate=validate.Range(min=1, max=64))
     threads = fields.Integer(load_default=DEFAULT_THREADS, validate=validate.Range(min=1, max=512))
     # Larger bodies are refused with 413 before they are read (Entra's largest is a PATCH of a
     # few hundred members: well under this).
