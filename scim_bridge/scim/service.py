@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -26,6 +27,8 @@ from scim2_models import Resource
 from scim2_models import ResourceType
 from scim2_models import ResponseParameters
 from scim2_models import SearchRequest
+from scim2_server import routing
+from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 from scim2_server.service import ScimService
 from scim2_server.storage import SearchPage
@@ -86,6 +89,12 @@ def qualify_patch_paths(payload: Any, qualifier: Qualifier) -> None:
 
 
 class BridgeScimService(ScimService):
+    @staticmethod
+    def match(request: ScimRequest) -> routing.Target:
+        """scim2-server's routing, remembered per method and path: a request is matched more than
+        once (the handler, then the quick search), and Entra's lookups all ask for one path."""
+        return _match(request.method.upper(), request.path)
+
     def decode_body(self, body: bytes, content_type: str | None) -> Any:
         payload = super().decode_body(body, content_type)
         refuse_unstorable(payload)
@@ -233,3 +242,8 @@ class BridgeScimService(ScimService):
             for resource in page.resources
         ]
         return list_response(resources, total=page.total, start_index=search_request.start_index)
+
+
+@functools.lru_cache(maxsize=512)  # bounded: a path may hold an id, or anything a client sends
+def _match(method: str, path: str) -> routing.Target:
+    return routing.match(method, path)
