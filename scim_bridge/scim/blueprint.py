@@ -11,6 +11,7 @@ read (GET, HEAD) runs in one read transaction from the credential's check to the
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -34,6 +35,7 @@ from scim2_server.routing import Route
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.exceptions import NotFound
+from werkzeug.sansio.utils import get_current_url
 
 from scim_bridge import context
 from scim_bridge.guards import retry_after_header
@@ -243,7 +245,9 @@ class ScimEndpoints:
         )
 
     def _base_url(self) -> str:
-        return self.public_base_url or request.host_url.rstrip("/") + URL_PREFIX
+        if self.public_base_url:
+            return self.public_base_url
+        return _request_base_url(request.scheme, request.host)
 
     def _serve(self, scim_request: ScimRequest) -> ScimResponse:
         if scim_request.method.upper() not in WRITE_METHODS:
@@ -263,6 +267,13 @@ class ScimEndpoints:
 
     def _claim(self, tx: Transaction) -> object:
         return self.claim(list(tx.job_keys)) if tx.changes else None
+
+
+@functools.lru_cache(maxsize=64)  # bounded: the Host header is the client's to choose
+def _request_base_url(scheme: str, host: str) -> str:
+    """The SCIM base URL a request reached, as Flask's ``host_url`` gives it (IDNA and percent
+    decoding included), worked out once per host rather than on every request."""
+    return get_current_url(scheme, host).rstrip("/") + URL_PREFIX
 
 
 def _too_many(wait: float, reason: str = "too many requests") -> Response:
