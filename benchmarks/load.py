@@ -5,10 +5,13 @@
                                                [--database-url URL] [--idle-seconds 5]
                                                [--check]
 
-One `scim-bridge serve` (default settings, SQLite in a temporary directory; the per-caller rate
-limit raised, or a filter GET at 16 clients measures the limiter) talks to the GitLab double (its
-own process). For each GitLab latency (the double waits that long on every call) it answers, in
-order, with users and a mapped group of that latency's own:
+For each GitLab latency, a `scim-bridge serve` of its own (default settings, SQLite in a
+temporary directory; the per-caller rate limit raised, or a filter GET at 16 clients measures the
+limiter) talks to a GitLab double of its own (its own process; it waits the latency on every
+call). Fresh for each latency, as if each were run alone (`--latencies 100`): the double looks
+users up by scanning them all (a real GitLab's lookups are indexed), so a double still holding an
+earlier case's thousand users would charge the next case, on the bridge's own cores, for its own
+slowness. The bridge answers, in order, with users and a mapped group of that latency's own:
 
 - POST /Users (`--writes` users, after a warm-up of 2 per client);
 - GET /Users?filter=userName eq "..." over those users (`--get-requests`);
@@ -129,9 +132,10 @@ class Bracket:
 
 
 class BridgeCases:
-    """One bridge and one double for every latency: the latency is the double's, set per run.
+    """A bridge and a double for the given latencies: the latency is the double's, set per run.
 
     Each latency gets users and a mapped group of its own, so no run sees another's members.
+    ``main`` makes one per latency (see the module's docstring).
     """
 
     def __init__(self, directory: Path, latencies: list[float], args: argparse.Namespace) -> None:
@@ -343,14 +347,16 @@ def main() -> int:
         runs: dict[float, list[Case]] = {}
         hellos: dict[float, Bracket] = {}
         try:
-            cases = BridgeCases(directory, latencies, args)
-            try:
-                for latency in latencies:
+            for number, latency in enumerate(latencies):
+                own = directory / f"case-{number}-gitlab-{latency:g}ms"
+                own.mkdir()
+                cases = BridgeCases(own, [latency], args)
+                try:
                     hellos[latency], runs[latency] = cases.run(latency, baseline)
-                    print_cases(latency, hellos[latency], runs[latency])
-                    sys.stdout.flush()
-            finally:
-                cases.stop()
+                finally:
+                    cases.stop()
+                print_cases(latency, hellos[latency], runs[latency])
+                sys.stdout.flush()
         finally:
             baseline.stop()
     result = targets(hellos, runs, args.clients)
