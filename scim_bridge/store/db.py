@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextvars
 import os
 import stat
-import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -57,6 +56,7 @@ from sqlalchemy.pool import StaticPool
 
 from scim_bridge.metrics.instruments import DB_TRANSACTIONS
 from scim_bridge.store.filters import SQLITE_FUNCTIONS
+from scim_bridge.store.forks import in_forked_children
 from scim_bridge.store.sqlite_writes import GATE_SUFFIX
 from scim_bridge.store.sqlite_writes import Checkpointer
 from scim_bridge.store.sqlite_writes import WriterGate
@@ -214,17 +214,10 @@ def _configure_sqlite(engine: Engine, path: Path | None) -> None:
         dbapi_connection.execute(f"BEGIN {mode}")
 
 
-def _forget_pool_in_forked_children(engine: Engine) -> None:
+def _forget_pool(engine: Engine) -> None:
     """A forked child must not use its parent's pooled connections (SQLite's file locks and a
     PostgreSQL session cannot be shared): it starts with an empty pool of its own."""
-    reference = weakref.ref(engine)
-
-    def forget() -> None:
-        forked = reference()
-        if forked is not None:
-            forked.dispose(close=False)
-
-    os.register_at_fork(after_in_child=forget)
+    engine.dispose(close=False)
 
 
 class Database:
@@ -269,7 +262,7 @@ class Database:
             _configure_sqlite(self.engine, path)
         else:
             self.engine = create_engine(url, pool_pre_ping=True, **pooled)
-        _forget_pool_in_forked_children(self.engine)
+        in_forked_children(self.engine, _forget_pool)
         # Made once: each transaction takes the one it needs. SQLite's writers lock at BEGIN.
         begin = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
         self._writer = self.engine.execution_options(**{MODE_OPTION: "write"}, **begin)

@@ -131,7 +131,7 @@ class DocumentStore(ScimStorage):
         # ``[audit] redact_values``: the trail names the attributes that changed, not their values.
         self.redact_values = redact_values
         self._dialect: SqlDialect | None = None
-        # Built once (SQLAlchemy reuses the compiled form of a statement it has seen).
+        # Built once; those every request runs are prepared (store/prepared.py).
         key_column = self.table.c[self.unique_column]
         self._by_key = Prepared(select(self.table).where(key_column == bindparam("key")))
         by_id = select(self.table).where(self.table.c.id == bindparam("row_id"))

@@ -91,20 +91,12 @@ class Prepared:
     ) -> list[tuple[Any, ...]]:
         """Every row as a tuple, its columns converted as Core converts them."""
         _, rows = self._run(connection, parameters, fetch=True)
-        results = self._plan(connection.dialect).results
-        if not any(results):
-            return [tuple(row) for row in rows]
-        return [
-            tuple(
-                value if process is None else process(value)
-                for process, value in zip(results, row, strict=True)
-            )
-            for row in rows
-        ]
+        return rows
 
     def _run(
         self, connection: Connection, parameters: Mapping[str, Any], *, fetch: bool
-    ) -> tuple[int, list[Any]]:
+    ) -> tuple[int, list[tuple[Any, ...]]]:
+        """Run the statement: the rows it matched, and (``fetch``) its rows, converted."""
         dialect = connection.dialect
         plan = self._plan(dialect)
         values = plan.compiled.construct_params(dict(parameters))
@@ -119,7 +111,7 @@ class Prepared:
             for listener in connection.dispatch.before_cursor_execute:
                 listener(connection, cursor, plan.sql, bound, None, False)
             cursor.execute(plan.sql, bound)
-            rows = list(cursor.fetchall()) if fetch else []
+            fetched = cursor.fetchall() if fetch else []
             count = cursor.rowcount
         except dialect.loaded_dbapi.Error as error:
             lost = dialect.is_disconnect(error, dbapi_connection, cursor)
@@ -135,7 +127,16 @@ class Prepared:
             ) from error
         finally:
             cursor.close()
-        return count, rows
+        results = plan.results
+        if not any(results):
+            return count, [tuple(row) for row in fetched]
+        return count, [
+            tuple(
+                value if process is None else process(value)
+                for process, value in zip(results, row, strict=True)
+            )
+            for row in fetched
+        ]
 
     def _plan(self, dialect: Dialect) -> _Plan:
         key = (dialect.name, dialect.driver)

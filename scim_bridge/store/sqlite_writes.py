@@ -31,6 +31,8 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
+from scim_bridge.store.forks import in_forked_children
+
 try:
     import fcntl
 except ImportError:  # not on POSIX: the thread lock alone, SQLite's busy handler between processes
@@ -50,7 +52,8 @@ class WriterGate:
         self._path = database.with_name(database.name + GATE_SUFFIX) if database else None
         self._file_mode = file_mode
         self._descriptor: int | None = None
-        self._pid = -1
+        self._opened = False
+        in_forked_children(self, WriterGate._forget)
 
     def __enter__(self) -> None:
         self._threads.acquire()
@@ -69,27 +72,30 @@ class WriterGate:
         _traceback: TracebackType | None,
     ) -> None:
         try:
-            if self._descriptor is not None and self._pid == os.getpid():
+            if self._descriptor is not None:
                 fcntl.flock(self._descriptor, fcntl.LOCK_UN)
         finally:
             self._threads.release()
 
     def _file(self) -> int | None:
-        """This process's descriptor of the lock file, opened once per process: a descriptor
-        inherited across ``fork`` shares its lock with the parent, so a child opens its own."""
-        if self._path is None or fcntl is None:
-            return None
-        if self._pid != os.getpid():
-            inherited, self._descriptor = self._descriptor, None
-            if inherited is not None:
-                os.close(inherited)
-            self._pid = os.getpid()
-            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-            try:
-                self._descriptor = os.open(self._path, flags, self._file_mode)
-            except OSError as error:  # a read-only directory, say: SQLite still serialises
-                log.warning("SQLite writers are not queued across processes: %s", error)
+        """This process's descriptor of the lock file, opened at its first write."""
+        if self._opened or self._path is None or fcntl is None:
+            return self._descriptor
+        self._opened = True
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        try:
+            self._descriptor = os.open(self._path, flags, self._file_mode)
+        except OSError as error:  # a read-only directory, say: SQLite still serialises
+            log.warning("SQLite writers are not queued across processes: %s", error)
         return self._descriptor
+
+    def _forget(self) -> None:
+        """In a forked child: a descriptor inherited across ``fork`` shares its lock with the
+        parent, and a thread lock a parent's thread held stays held; the child starts afresh."""
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+        self._descriptor, self._opened = None, False
+        self._threads = threading.Lock()
 
 
 class Checkpointer:
@@ -99,29 +105,38 @@ class Checkpointer:
     def __init__(self, database: Path) -> None:
         self._database = database
         self._writes = 0
-        self._pid = -1
+        self._running = False
         self._guard = threading.Lock()
         self._stopped = threading.Event()
+        in_forked_children(self, Checkpointer._forget)
 
     def wrote(self) -> None:
         """A write transaction committed: there is log to copy back (the thread starts on the
-        first, again in a forked child, where the parent's thread does not exist)."""
+        first)."""
         self._writes += 1
-        if self._pid != os.getpid():
+        if not self._running:
             self._start()
 
     def stop(self) -> None:
-        self._stopped.set()
+        """Stop the thread (a database disposed of); a later write starts another."""
+        with self._guard:
+            self._stopped.set()
+            self._running = False
 
     def checkpoint(self, connection: sqlite3.Connection) -> None:
         """One ``PASSIVE`` checkpoint: it copies what no reader still needs, and waits for no one."""
         connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
+    def _forget(self) -> None:
+        """In a forked child: the parent's thread does not exist there; the child starts its own."""
+        self._running = False
+        self._guard = threading.Lock()
+
     def _start(self) -> None:
         with self._guard:
-            if self._pid == os.getpid():
+            if self._running:
                 return
-            self._pid = os.getpid()
+            self._running = True
             self._stopped = threading.Event()
             thread = threading.Thread(
                 target=self._run, args=(self._stopped,), name="sqlite-checkpoint", daemon=True
