@@ -18,6 +18,7 @@ from prometheus_client import multiprocess
 from scim_bridge import gunicorn_logs
 from scim_bridge import logs
 from scim_bridge.metrics import exposition
+from scim_bridge.server.balance import ConnectionShares
 from scim_bridge.server.proxies import TrustedProxies
 from scim_bridge.settings import load_settings
 
@@ -46,6 +47,9 @@ forwarded_allow_ips = _trusted.gunicorn_list()
 # gunicorn's control socket lives at one fixed path per user; several instances on one host would
 # fight over it, and the bridge does not use it.
 control_socket_disable = True
+# Workers whose connections are balanced: [server] workers allows 64, and TTIN may add more; any
+# beyond take what they are given.
+BALANCED_WORKERS = 128
 
 
 def on_starting(server: Any) -> None:
@@ -62,12 +66,28 @@ def on_starting(server: Any) -> None:
         )
 
 
+def pre_fork(server: Any, worker: Any) -> None:
+    """A slot in the table of connections per worker, which every worker sees
+    (``scim_bridge.server.balance``): made once, before the first fork."""
+    shares = getattr(server, "scim_bridge_connection_shares", None)
+    if shares is None:
+        shares = server.scim_bridge_connection_shares = ConnectionShares(BALANCED_WORKERS)
+    worker.connection_shares = shares
+    worker.share_slot = shares.assign(
+        getattr(other, "share_slot", None) for other in server.WORKERS.values()
+    )
+
+
 def post_fork(server: object, worker: object) -> None:
     """The app's own loggers (auth refusals, reconcile failures) in each worker's output."""
     logs.configure()
 
 
 def child_exit(server: object, worker: Any) -> None:
-    """A dead worker's live gauges must not be reported (its counters still count)."""
+    """A dead worker's live gauges must not be reported (its counters still count), nor its
+    connections weigh on where new ones go."""
+    shares = getattr(server, "scim_bridge_connection_shares", None)
+    if shares is not None:
+        shares.release(getattr(worker, "share_slot", None))
     if exposition.multiprocess_dir():
         multiprocess.mark_process_dead(worker.pid)

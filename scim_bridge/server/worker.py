@@ -13,6 +13,10 @@ credentials from one address starve valid callers there, and this worker changes
   other connections wait unread, without a thread.
   Trusted proxies are exempt: they carry every caller, and must limit per client themselves.
 
+New connections are spread evenly over the workers (``scim_bridge.server.balance``): a worker
+holding two or more above the least loaded one leaves the next to it, for a bounded time, so
+Entra's kept-alive connections do not all land on one process and its one core.
+
 Two of gthread's waits move off the threads that matter, for the same reason: a new connection
 waits for its first bytes in the main loop's poller rather than on a pool thread, and a graceful
 close (FIN, then read until the peer closes, up to two seconds) happens on the releaser's thread,
@@ -22,6 +26,7 @@ not on the main loop, where a peer that never closes would stall every connectio
 from __future__ import annotations
 
 import errno
+import os
 import selectors
 import socket
 import time
@@ -38,6 +43,8 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from scim_bridge.server import hold as holds
 from scim_bridge.server.admission import AddressGate
+from scim_bridge.server.balance import ConnectionShares
+from scim_bridge.server.balance import Share
 from scim_bridge.server.proxies import TrustedProxies
 from scim_bridge.server.proxies import parse_address
 from scim_bridge.server.releaser import Releaser
@@ -136,6 +143,11 @@ class FrontDoorWorker(ThreadWorker):
         limit = settings.server.max_connections_per_address
         self.gate: AddressGate[Conn] = AddressGate.for_process(limit, self.cfg.threads)
         self.releaser = Releaser(self._deliver, stopping=lambda: not self.alive)
+        # Given by the master before the fork (gunicorn_conf.pre_fork); absent under another
+        # configuration, when this worker simply takes what it is given.
+        shares: ConnectionShares | None = getattr(self, "connection_shares", None)
+        slot: int | None = getattr(self, "share_slot", None)
+        self.share = Share(shares, slot, os.getpid()) if shares and slot is not None else None
         super().init_process()  # runs the worker: everything it uses exists before
 
     def run(self) -> None:
@@ -152,9 +164,27 @@ class FrontDoorWorker(ThreadWorker):
             return None
         return str(address)
 
-    # -- Accepting: the open-connection cap, and the first bytes awaited in the poller ----------
+    # -- Accepting: even shares, the open-connection cap, the first bytes awaited in the poller -
+
+    def set_accept_enabled(self, enabled: bool | None) -> None:
+        if enabled and self.share is not None and self.share.leaning():
+            return  # gthread's loop asks again once the lean-back is over
+        super().set_accept_enabled(enabled)
+
+    def wait_for_and_dispatch_events(self, timeout: float | None) -> None:
+        share = self.share
+        if share is not None and share.leaning_until is not None:
+            remaining = max(0.0, share.leaning_until - time.monotonic())
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        super().wait_for_and_dispatch_events(timeout)
+        if share is not None:
+            share.polled()
+            share.publish(self.nr_conns)
 
     def accept(self, listener: socket.socket) -> None:
+        if self.share is not None and self.share.lean_back(self.nr_conns):
+            self.set_accept_enabled(False)  # a less loaded worker was woken for it too
+            return
         try:
             client_sock, client_addr = listener.accept()
         except OSError as error:
