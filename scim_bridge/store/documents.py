@@ -8,6 +8,7 @@ the transaction of the request.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -430,16 +431,16 @@ def without_core_attributes(
     attribute of the same name is another attribute, and stays.
     """
     prefix = urn.casefold() + ":"
-
-    def named(key: str) -> bool:
-        return key.strip().casefold().removeprefix(prefix).split(".", 1)[0] in names
-
     kept: dict[str, Any] = {}
     for key, value in document.items():
-        if named(key):
+        if _core_attribute(key, prefix) in names:
             continue
-        if key.strip().casefold() == urn.casefold() and isinstance(value, dict):
-            value = {inner: item for inner, item in value.items() if not named(inner)}
+        if _folded(key) == prefix[:-1] and isinstance(value, dict):
+            value = {
+                inner: item
+                for inner, item in value.items()
+                if _core_attribute(inner, prefix) not in names
+            }
         kept[key] = value
     return kept
 
@@ -474,8 +475,26 @@ def _without(value: Any, names: frozenset[str]) -> Any:
 
 
 def _names_one_of(key: str, names: frozenset[str]) -> bool:
-    attribute = key.rsplit(":", 1)[-1].split(".", 1)[0]
-    return attribute.strip().casefold() in names
+    return _attribute(key) in names
+
+
+# Every stored document is filtered on each read: its keys, a small set, are parsed once. Bounded,
+# because a key is the client's to choose.
+@functools.lru_cache(maxsize=4096)
+def _attribute(key: str) -> str:
+    """The attribute a key names, folded: ``urn:...:User:password.value`` -> ``password``."""
+    return key.rsplit(":", 1)[-1].split(".", 1)[0].strip().casefold()
+
+
+@functools.lru_cache(maxsize=4096)
+def _core_attribute(key: str, prefix: str) -> str:
+    """The attribute a key names in the schema whose URN, folded, is ``prefix`` minus its colon."""
+    return _folded(key).removeprefix(prefix).split(".", 1)[0]
+
+
+@functools.lru_cache(maxsize=4096)
+def _folded(key: str) -> str:
+    return key.strip().casefold()
 
 
 def changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
