@@ -11,8 +11,8 @@ Each worker therefore publishes how many connections it holds in a small table t
 with every worker (anonymous shared memory, made before the first fork). A worker that holds more
 than ``SLACK`` connections above the least loaded live worker leans back from the listening socket
 for ``LEAN_BACK_SECONDS``, which lets a less loaded worker, woken for the same connection, take it.
-The lean-back is bounded: a worker takes the next connection after leaning back once, so a
-connection waits at most that long, even when the others are stuck. A worker whose entry has not
+The lean-back is bounded: a connection still waiting when it ends is taken, so none waits much
+longer than that, even when the other workers are stuck. A worker whose entry has not
 been refreshed for ``STALE_SECONDS`` (its main loop stuck, or the process gone) is not counted.
 """
 
