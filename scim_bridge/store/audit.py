@@ -44,6 +44,7 @@ from scim_bridge import context
 from scim_bridge.store.db import Database
 from scim_bridge.store.db import Transaction
 from scim_bridge.store.db import before_commit
+from scim_bridge.store.db import begin_sqlite
 from scim_bridge.store.db import current_transaction
 from scim_bridge.store.db import insert_ignoring_duplicates
 from scim_bridge.store.prepared import Prepared
@@ -283,6 +284,8 @@ def snapshot(db: Database) -> Iterator[Connection]:
     if not db.is_sqlite:
         engine = engine.execution_options(isolation_level="REPEATABLE READ")
     with engine.connect() as connection, connection.begin():
+        if db.is_sqlite:
+            begin_sqlite(connection, write=False)
         yield connection
 
 

@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from scim_bridge.store.db import Database
+from scim_bridge.store.db import begin_sqlite
 from scim_bridge.store.db import display_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -40,9 +41,10 @@ def current_revision(db: Database) -> str | None:
 def upgrade(db: Database) -> None:
     """Bring the schema to the newest revision; a no-op when it is there already."""
     config = _config()
-    engine = db.engine.execution_options(sqlite_begin="IMMEDIATE") if db.is_sqlite else db.engine
-    with engine.begin() as connection:
-        if not db.is_sqlite:
+    with db.engine.begin() as connection:
+        if db.is_sqlite:  # the writer lock, held to the end: one instance migrates at a time
+            begin_sqlite(connection, write=True)
+        else:
             # Several instances may start at once: one migrates, the others wait and find it done.
             connection.execute(text("SELECT pg_advisory_xact_lock(7364012)"))
         config.attributes["connection"] = connection
