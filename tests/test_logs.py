@@ -6,14 +6,19 @@ import json
 import logging
 import sys
 from datetime import datetime
+from datetime import timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from gunicorn.config import Config
 
 from scim_bridge import context
 from scim_bridge import logs
 from scim_bridge.gunicorn_logs import ACCESS_FORMAT
 from scim_bridge.gunicorn_logs import JsonAtoms
+from scim_bridge.gunicorn_logs import JsonLogger
+from scim_bridge.gunicorn_logs import LazyJsonAtoms
 
 
 def record(message: str, *args: object, exc_info: object = None) -> logging.LogRecord:
@@ -89,3 +94,44 @@ def test_the_access_line_is_json_whatever_the_client_sent() -> None:
     del atoms["{x-request-id}o"]  # no X-Request-Id header: not a SCIM request
     without_id = json.loads(ACCESS_FORMAT % JsonAtoms(atoms))
     assert without_id["request_id"] is None
+
+
+def _served() -> tuple[Any, Any, dict[str, Any], timedelta]:
+    """A response, request and environ as gunicorn hands them to its access log."""
+    response = SimpleNamespace(
+        status="404 NOT FOUND",
+        sent=123,
+        headers=[("Content-Type", "application/scim+json"), ("X-Request-Id", "rid-9")],
+    )
+    request = SimpleNamespace(headers=[("HOST", "bridge"), ("USER-AGENT", "Entra/1")])
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/scim/v2/Users?filter=x",
+        "PATH_INFO": "/scim/v2/Users",
+        "QUERY_STRING": "filter=x",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.0.0.7",
+        "HTTP_USER_AGENT": "Entra/1",
+    }
+    return response, request, environ, timedelta(microseconds=12345)
+
+
+@pytest.mark.parametrize(
+    "line_format",
+    [
+        ACCESS_FORMAT,
+        '{"r": %(r)s, "agent": %({user-agent}i)s, "addr": %({remote_addr}e)s, "a": %(a)s, '
+        '"missing": %({x-none}o)s, "t": %(T)s, "q": %(q)s}',
+    ],
+)
+def test_the_access_line_works_out_only_the_atoms_it_names_and_reads_the_same(
+    line_format: str,
+) -> None:
+    logger = JsonLogger(Config())
+    served = _served()
+    lazy = json.loads(line_format % LazyJsonAtoms(logger, *served))
+    full = json.loads(line_format % JsonAtoms(dict(logger.atoms(*served))))
+    lazy.pop("time", None), full.pop("time", None)  # the clock moved between the two
+    assert lazy == full
+    if line_format == ACCESS_FORMAT:
+        assert lazy["request_id"] == "rid-9" and lazy["status"] == 404 and lazy["bytes"] == 123
