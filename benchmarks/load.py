@@ -132,24 +132,18 @@ class Bracket:
 
 
 class BridgeCases:
-    """A bridge and a double for the given latencies: the latency is the double's, set per run.
+    """A bridge and a GitLab double of their own for one latency (see the module's docstring),
+    with a group a rule maps, so no run sees another's members."""
 
-    Each latency gets users and a mapped group of its own, so no run sees another's members.
-    ``main`` makes one per latency (see the module's docstring).
-    """
-
-    def __init__(self, directory: Path, latencies: list[float], args: argparse.Namespace) -> None:
+    def __init__(self, directory: Path, latency: float, args: argparse.Namespace) -> None:
         self.args = args
-        self.groups = {
-            latency: (f"Bench {latency:g} ms", f"acme/bench-{i}")
-            for i, latency in enumerate(latencies)
-        }
-        self.double = Double(latencies[0], groups=["acme", *(g for _, g in self.groups.values())])
+        self.group = f"Bench {latency:g} ms"
+        self.double = Double(latency, groups=["acme", "acme/bench"])
         self.bridge = BridgeServer(
             directory,
             self.double,
             database_url=args.database_url,
-            rules=[(name, path, "developer") for name, path in self.groups.values()],
+            rules=[(self.group, "acme/bench", "developer")],
         )
         self.bridge.start()
         self.idle = IdleRates.measure(self.bridge, args.idle_seconds)
@@ -158,12 +152,10 @@ class BridgeCases:
         self.bridge.stop()
         self.double.stop()
 
-    def run(self, latency: float, baseline: Baseline) -> tuple[Bracket, list[Case]]:
-        """GET filter, POST and PATCH with every GitLab call taking ``latency`` ms, and
+    def run(self, baseline: Baseline) -> tuple[Bracket, list[Case]]:
+        """GET filter, POST and PATCH with every GitLab call taking the latency, and
         hello-world measured around the GET."""
-        args, bridge = self.args, self.bridge
-        self.double.set_latency(latency)
-        name, _ = self.groups[latency]
+        args, bridge, name = self.args, self.bridge, self.group
         status, group = bridge.request("POST", "/scim/v2/Groups", entra_group(name, f"g-{name}"))
         if status != 201:
             raise SystemExit(f"POST /Groups answered {status}: {group}")
@@ -350,9 +342,9 @@ def main() -> int:
             for number, latency in enumerate(latencies):
                 own = directory / f"case-{number}-gitlab-{latency:g}ms"
                 own.mkdir()
-                cases = BridgeCases(own, [latency], args)
+                cases = BridgeCases(own, latency, args)
                 try:
-                    hellos[latency], runs[latency] = cases.run(latency, baseline)
+                    hellos[latency], runs[latency] = cases.run(baseline)
                 finally:
                     cases.stop()
                 print_cases(latency, hellos[latency], runs[latency])

@@ -84,11 +84,7 @@ class LazyJsonAtoms(JsonAtoms):
             U=path,
             s=status,
             B=getattr(resp, "sent", None),
-            time=logs.iso_time(time.time()),
-            pid=os.getpid(),
-            status=int(status) if status.isdigit() else None,
-            duration=round(took.total_seconds(), 6),
-            message=f"{method} {path} {status}",
+            **_line_atoms(method, path, status, took),
         )
         self._sources = (logger, resp, req, environ, took)
         self._full: dict[str, Any] | None = None
@@ -121,10 +117,19 @@ class LazyJsonAtoms(JsonAtoms):
         return key in self._full, self._full.get(key)
 
 
-class JsonLogger(glogging.Logger):
-    """gunicorn's logger with JSON error lines and JSON-safe access atoms."""
+def _line_atoms(method: Any, path: Any, status: str, took: timedelta) -> dict[str, Any]:
+    """The atoms :data:`ACCESS_FORMAT` adds to gunicorn's, from its method, path and status."""
+    return {
+        "time": logs.iso_time(time.time()),
+        "pid": os.getpid(),  # which worker served it
+        "status": int(status) if status.isdigit() else None,
+        "duration": round(took.total_seconds(), 6),
+        "message": f"{method} {path} {status}",
+    }
 
-    atoms_wrapper_class = JsonAtoms
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's logger with JSON error lines and access lines built by :class:`LazyJsonAtoms`."""
 
     def access(
         self,
@@ -156,12 +161,5 @@ class JsonLogger(glogging.Logger):
         request_time: timedelta,
     ) -> AccessAtoms:
         atoms = super().atoms(resp, req, environ, request_time)
-        status = str(atoms.get("s") or "")
-        return {
-            **atoms,
-            "time": logs.iso_time(time.time()),
-            "pid": os.getpid(),  # which worker served it
-            "status": int(status) if status.isdigit() else None,
-            "duration": round(request_time.total_seconds(), 6),
-            "message": f"{atoms.get('m')} {atoms.get('U')} {status}",
-        }
+        line = _line_atoms(atoms.get("m"), atoms.get("U"), str(atoms.get("s") or ""), request_time)
+        return {**atoms, **line}  # type: ignore[typeddict-item]

@@ -227,11 +227,11 @@ class GroupStore(DocumentStore):
     ) -> Resource[Any]:
         """A whole replacement (PUT): the member list is diffed, not rewritten."""
         assert resource.id is not None
+        document = self.document(resource)  # before the write opens (see UserStore.create)
+        wanted = dict(_members_of(_dump_members(resource)))
         with self.operation():
             row = self._existing_row(resource.id)
             self._check_version(row, expected_version)
-            document = self.document(resource)
-            wanted = dict(_members_of(_dump_members(resource)))
             current = set(memberships.member_ids(resource.id))
             removed = memberships.remove(resource.id, current - set(wanted))
             added = memberships.add(
