@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -485,6 +486,18 @@ class LoadResult:
     def seconds(self) -> float:
         return max(self.ended - self.started, 1e-9)
 
+    @classmethod
+    def joined(cls, parts: Sequence[LoadResult]) -> LoadResult:
+        """Several runs as one: their requests in order, and their own time only (what ran
+        between them, another server measured, is not counted in the rate)."""
+        return cls(
+            latencies=[value for part in parts for value in part.latencies],
+            statuses=[value for part in parts for value in part.statuses],
+            ids=[value for part in parts for value in part.ids],
+            started=0.0,
+            ended=sum(part.seconds for part in parts),
+        )
+
     @property
     def rate(self) -> float:
         return len(self.latencies) / self.seconds
@@ -757,9 +770,15 @@ def measure(
     processes: int,
     capture_ids: bool = False,
     queue_timeout: float = 600.0,
+    send: Callable[[Sequence[Request]], LoadResult] | None = None,
 ) -> Case:
+    """``requests`` sent to the bridge, by ``send`` if given (e.g. in rounds), and what the
+    bridge counted meanwhile."""
     before, cpu_before = bridge.metrics(), bridge.cpu_seconds()
-    load = run_load(bridge.port, bridge.headers, requests, clients, processes, capture_ids)
+    if send is not None:
+        load = send(requests)
+    else:
+        load = run_load(bridge.port, bridge.headers, requests, clients, processes, capture_ids)
     during = bridge.metrics()
     drained, after = bridge.wait_queue_empty(queue_timeout)
     cpu_after = bridge.cpu_seconds()

@@ -1,7 +1,8 @@
 """Entra's steady traffic at 16 clients, against a hello-world Flask app on the same gunicorn settings.
 
     pip install . && python benchmarks/load.py [--clients 16] [--latencies 0,100]
-                                               [--get-requests 3000] [--writes 1000]
+                                               [--get-requests 6000] [--get-rounds 6]
+                                               [--writes 1000]
                                                [--database-url URL] [--idle-seconds 5]
                                                [--check]
 
@@ -18,26 +19,32 @@ slowness. The bridge answers, in order, with users and a mapped group of that la
 - PATCH /Groups/{id} adding one of those users per request to a group that a [groups] rule maps to
   a GitLab group (Entra's default dialect, `{"op":"Add","path":"members","value":[{"value":id}]}`).
 
-The hello-world app (one Flask route under gunicorn's gthread worker, with the workers, threads
-and keep-alive scim_bridge/gunicorn_conf.py gives the bridge) answers `--get-requests` GETs just
-before and just after each GET case, and the ratios use the mean of the two: the machine's speed
-drifts over a run. Per case it prints req/s (and its ratio to hello-world's), the share of 2xx,
-p50/p99, transactions per request (`scim_bridge_db_transactions_total` from /metrics, the idle
-worker's polling taken out; n/a while the bridge has no such counter), GitLab calls per operation
-from the bridge's own counter (while answering, and later by the background worker), and the
-bridge's overhead per write:
-(p50 - GitLab time waited) / GitLab time waited, where GitLab time waited = calls made while
-answering x the latency, and the CPU the bridge's processes spent per operation (a count that moves
-less between runs than latency does on a shared machine). Then each issue 13 target beside its
-figure. `--check` exits 1 if one fails.
+The hello-world app (one Flask route under gunicorn's gthread worker, with the workers, threads and
+keep-alive scim_bridge/gunicorn_conf.py gives the bridge) is the GET's baseline. The GETs go in
+`--get-rounds` rounds, and hello-world answers as many GETs before the first round and after each:
+a round's ratio is its rate over the mean of the two hello-world runs around it, and the case's is
+the median round's. The machine's speed drifts within a run, and one bracketed pair of a few
+seconds moved by 0.15 between runs of the same commit (0.43-0.58); the median of short rounds, each
+with its own connections, moves much less. Per case it prints req/s (and its ratio to
+hello-world's), the share of 2xx, p50/p99, transactions per request
+(`scim_bridge_db_transactions_total` from /metrics, the idle worker's polling taken out; n/a while
+the bridge has no such counter), GitLab calls per operation from the bridge's own counter (while
+answering, and later by the background worker), and the bridge's overhead per write: (p50 - GitLab
+time waited) / GitLab time waited, where GitLab time waited = calls made while answering x the
+latency, and the CPU the bridge's processes spent per operation (a count that moves less between
+runs than latency does on a shared machine). Then each issue 13 target beside its figure.
+`--check` exits 1 if one fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -76,7 +83,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--latencies", default="0,100", help="GitLab latencies (ms), comma-separated"
     )
-    parser.add_argument("--get-requests", type=int, default=3000, help="GETs per GET case")
+    parser.add_argument("--get-requests", type=int, default=6000, help="GETs per GET case")
+    parser.add_argument(
+        "--get-rounds",
+        type=int,
+        default=6,
+        help="rounds the GETs are sent in, between hello-world runs",
+    )
     parser.add_argument("--writes", type=int, default=1000, help="POSTs, and PATCHes, per case")
     parser.add_argument("--database-url", default=None, help="an EMPTY database; default: SQLite")
     parser.add_argument("--queue-timeout", type=float, default=600.0)
@@ -99,36 +112,46 @@ class Baseline:
         self.args = args
         self.app = HelloApp(directory)
         self.app.start()
-        self.requests = [Request("GET", "/")] * args.get_requests
 
-    def measure(self) -> LoadResult:
+    def measure(self, requests: int) -> LoadResult:
         args = self.args
-        run_load(self.app.port, {}, self.requests[: 2 * args.clients], args.clients, args.processes)
-        return run_load(self.app.port, {}, self.requests, args.clients, args.processes)
+        hello = [Request("GET", "/")] * max(requests, 2 * args.clients)
+        run_load(self.app.port, {}, hello[: 2 * args.clients], args.clients, args.processes)
+        return run_load(self.app.port, {}, hello[:requests], args.clients, args.processes)
 
     def stop(self) -> None:
         self.app.stop()
 
 
 @dataclass
-class Bracket:
-    """hello-world before and after a GET case: its rate is the mean of the two."""
+class Rounds:
+    """The GET case in rounds, each between two hello-world runs: ``hellos`` has one more run
+    than ``gets``. Each round's ratio is its GET rate over the mean of the two hello-world rates
+    around it, and the case's ratio is the median round's: a short stall of the machine, or one
+    round's connections landing unevenly on the workers, moves one round, not the verdict."""
 
-    before: LoadResult
-    after: LoadResult
+    hellos: list[LoadResult] = field(default_factory=list)
+    gets: list[LoadResult] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [
+            get.rate / ((before.rate + after.rate) / 2)
+            for get, before, after in zip(self.gets, self.hellos, self.hellos[1:], strict=False)
+        ]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
 
     @property
     def rate(self) -> float:
-        return (self.before.rate + self.after.rate) / 2
+        """hello-world's rate over all its runs, their own time only."""
+        return LoadResult.joined(self.hellos).rate
 
     @property
-    def latencies(self) -> list[float]:
-        return self.before.latencies + self.after.latencies
-
-    def ok_fraction(self) -> float:
-        before, after = len(self.before.statuses), len(self.after.statuses)
-        ok = self.before.ok_fraction() * before + self.after.ok_fraction() * after
-        return ok / max(1, before + after)
+    def hello(self) -> LoadResult:
+        return LoadResult.joined(self.hellos)
 
 
 class BridgeCases:
@@ -152,7 +175,7 @@ class BridgeCases:
         self.bridge.stop()
         self.double.stop()
 
-    def run(self, baseline: Baseline) -> tuple[Bracket, list[Case]]:
+    def run(self, baseline: Baseline) -> tuple[Rounds, list[Case]]:
         """GET filter, POST and PATCH with every GitLab call taking the latency, and
         hello-world measured around the GET."""
         args, bridge, name = self.args, self.bridge, self.group
@@ -183,9 +206,18 @@ class BridgeCases:
             Request("GET", "/scim/v2/Users?filter=" + quote(f'userName eq "{name}"'))
             for name in (names[i % len(names)] for i in range(args.get_requests))
         ]
-        before = baseline.measure()
-        get = measure(bridge, self.idle, "GET ?filter=userName", gets, **common)
-        hello = Bracket(before, baseline.measure())
+        rounds = Rounds()
+        per_round = max(1, len(gets) // args.get_rounds)
+
+        def in_rounds(requests: Sequence[Request]) -> LoadResult:
+            rounds.hellos.append(baseline.measure(per_round))
+            for start in range(0, len(requests), per_round):
+                chunk = requests[start : start + per_round]
+                rounds.gets.append(run_load(bridge.port, bridge.headers, chunk, **common))
+                rounds.hellos.append(baseline.measure(len(chunk)))
+            return LoadResult.joined(rounds.gets)
+
+        get = measure(bridge, self.idle, "GET ?filter=userName", gets, send=in_rounds, **common)
         patch_path = f"/scim/v2/Groups/{group['id']}"
 
         def patches(ids: list[str | None]) -> list[Request]:
@@ -201,37 +233,41 @@ class BridgeCases:
             queue_timeout=args.queue_timeout,
             **common,
         )
-        return hello, [get, post, patch]
+        return rounds, [get, post, patch]
 
 
-def print_cases(latency: float, hello: Bracket, cases: list[Case]) -> None:
+def print_cases(latency: float, hello: Rounds, cases: list[Case]) -> None:
     print(f"\nGitLab latency {latency:g} ms")
     header = (
         f"  {'case':<26} {'requests':>8} {'req/s':>8} {'x hello':>8} {'2xx %':>7} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'write tx':>8} {'read tx':>8} {'GitLab calls/op':>18} {'overhead':>8}"
     )
     print(header)
-    hello_row = (
-        f"  {'hello-world GET /':<26} {len(hello.latencies):8d} {hello.rate:8.1f} {1.0:8.2f}"
-    )
+    runs = hello.hello
+    hello_row = f"  {'hello-world GET /':<26} {len(runs.latencies):8d} {hello.rate:8.1f} {1.0:8.2f}"
     print(
-        f"  (hello-world: {hello.before.rate:.1f} req/s just before the GET case, "
-        f"{hello.after.rate:.1f} just after; the ratios use the mean)"
+        f"{hello_row} {runs.ok_fraction() * 100:7.2f} {percentile(runs.latencies, 0.5) * 1000:8.1f}"
+        f" {percentile(runs.latencies, 0.99) * 1000:8.1f}"
     )
-    print(
-        f"{hello_row} {hello.ok_fraction() * 100:7.2f} {percentile(hello.latencies, 0.5) * 1000:8.1f}"
-        f" {percentile(hello.latencies, 0.99) * 1000:8.1f}"
-    )
-    for case in cases:
+    for number, case in enumerate(cases):
         load = case.load
         calls = f"{case.calls_per_op():.2f} +{case.calls_per_op(later=True):.2f} later"
+        ratio = hello.ratio if number == 0 else load.rate / hello.rate  # the GET: its rounds'
         print(
-            f"  {case.name:<26} {case.requests:8d} {load.rate:8.1f} {load.rate / hello.rate:8.2f} "
+            f"  {case.name:<26} {case.requests:8d} {load.rate:8.1f} {ratio:8.2f} "
             f"{load.ok_fraction() * 100:7.2f} {percentile(load.latencies, 0.5) * 1000:8.1f} "
             f"{percentile(load.latencies, 0.99) * 1000:8.1f} "
             f"{fmt(per(case.write_tx, case.requests)):>8} {fmt(per(case.read_tx, case.requests)):>8} "
             f"{calls:>18} {fmt(overhead(case, latency)):>8}"
         )
+    rates = ", ".join(f"{get.rate:.0f}" for get in hello.gets)
+    hellos = ", ".join(f"{run.rate:.0f}" for run in hello.hellos)
+    ratios = ", ".join(f"{ratio:.2f}" for ratio in hello.ratios)
+    print(
+        f"  GET in {len(hello.gets)} rounds, each between two hello-world runs:\n"
+        f"    hello-world req/s {hellos}\n    GET req/s {rates}\n"
+        f"    ratio per round {ratios} (the median is the case's)"
+    )
     for case in cases:
         endpoints = ", ".join(
             f"{name} {count / case.requests:.2f}" for name, count in case.inline_calls.items()
@@ -271,12 +307,11 @@ def overhead(case: Case, latency: float) -> float | None:
     return (percentile(case.load.latencies, 0.5) - waited) / waited
 
 
-def targets(hellos: dict[float, Bracket], runs: dict[float, list[Case]], clients: int) -> Targets:
+def targets(hellos: dict[float, Rounds], runs: dict[float, list[Case]], clients: int) -> Targets:
     result = Targets()
     conditions = "" if clients == 16 else f" [ran at {clients} clients]"
     if 0 in runs:
-        get = runs[0][0]
-        ratio = get.load.rate / hellos[0].rate
+        ratio = hellos[0].ratio
         result.add(
             f"filter GET >= {TARGET_GET_RATIO}x hello-world, GitLab 0 ms{conditions}",
             f"{ratio:.2f}x",
@@ -337,7 +372,7 @@ def main() -> int:
         directory = Path(temporary)
         baseline = Baseline(directory, args)
         runs: dict[float, list[Case]] = {}
-        hellos: dict[float, Bracket] = {}
+        hellos: dict[float, Rounds] = {}
         try:
             for number, latency in enumerate(latencies):
                 own = directory / f"case-{number}-gitlab-{latency:g}ms"
