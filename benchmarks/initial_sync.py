@@ -24,7 +24,8 @@ membership is there. It prints the wall time, p99 per operation type, the GitLab
 counted against the floor (what GitLab needs at minimum: one POST /users per user; one lookup per
 mapped GitLab group; per PATCH batch one member lookup and one multi-add per 100 members of its
 group and level), the peak RSS (VmHWM summed over the bridge's processes) after `--rss-at` users,
-after all users and at the end, and the time from the last answer until the queue was empty.
+after all users and at the end, the time from the last answer until the queue was empty, and (on
+SQLite) the largest size of the bridge's write-ahead log file and its size at the end.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -141,6 +143,40 @@ def check_gitlab(
     return missing_accounts, missing_members
 
 
+class LogWatch:
+    """The size of the bridge's SQLite log file (``-wal``), sampled twice a second: the bridge
+    empties it past a limit (scim_bridge/store/sqlite_writes.py), and this shows it stays there."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.largest = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        if self.path is not None:
+            self._thread.start()
+
+    def stop(self) -> tuple[int, int] | None:
+        """(largest, now) in bytes; None for a database that is not a SQLite file."""
+        self._stopped.set()
+        if self.path is None:
+            return None
+        if self._thread.is_alive():
+            self._thread.join()
+        return max(self.largest, self._size()), self._size()
+
+    def _size(self) -> int:
+        try:
+            return self.path.stat().st_size if self.path is not None else 0
+        except OSError:
+            return 0
+
+    def _run(self) -> None:
+        while not self._stopped.wait(0.5):
+            self.largest = max(self.largest, self._size())
+
+
 def main() -> int:
     args = parse()
     run = uuid.uuid4().hex[:6]
@@ -162,8 +198,11 @@ def main() -> int:
             database_url=args.database_url,
             rules=[(name, path, "developer") for name, path in zip(names, paths, strict=True)],
         )
+        log_file = None if args.database_url else Path(temporary) / "bridge.db-wal"
+        watch = LogWatch(log_file)
         try:
             bridge.start()
+            watch.start()
             start = bridge.metrics()
             cpu_before = double.command("stats")["cpu_seconds"]
             common: dict[str, Any] = {"clients": args.clients, "processes": args.processes}
@@ -215,7 +254,9 @@ def main() -> int:
             calls = delta(
                 end.by_label(GITLAB_CALLS, "endpoint"), start.by_label(GITLAB_CALLS, "endpoint")
             )
+            log_sizes = watch.stop()
         finally:
+            watch.stop()
             bridge.stop()
         double.set_latency(0)
         missing_accounts, missing_members = check_gitlab(double, external_ids, members, paths)
@@ -244,6 +285,12 @@ def main() -> int:
         f"{rss_users[0] / 1024:.0f} / {rss_users[1] / 1024:.0f} MiB; at the end "
         f"{rss_end[0] / 1024:.0f} / {rss_end[1] / 1024:.0f} MiB"
     )
+    if log_sizes is not None:
+        largest, last = log_sizes
+        print(
+            f"SQLite write-ahead log file: largest {largest / 2**20:.0f} MiB (sampled twice a "
+            f"second), {last / 2**20:.0f} MiB at the end"
+        )
     print(f"GitLab double's CPU during the cycle: {cpu_double:.1f} s (shares the machine)")
     print(
         f"in GitLab: {args.users - missing_accounts}/{args.users} accounts with their identity, "

@@ -283,7 +283,9 @@ class Database:
             if self.is_sqlite
             else nullcontext()
         )
-        self._checkpointer = Checkpointer(self.sqlite_file) if self.sqlite_file else None
+        self._checkpointer = (
+            Checkpointer(self.sqlite_file, self._write_gate) if self.sqlite_file else None
+        )
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Transaction]:

@@ -19,6 +19,16 @@ the lock, for two reasons this module removes:
   once a second after writes, which waits for no reader or writer. The last connection to close
   still checkpoints and removes the log, as before.
 
+The log is also kept to a size. Pooled connections never all close while the bridge runs, and a
+``PASSIVE`` checkpoint never shortens the file: SQLite starts the log over only when a writer comes
+while no reader uses it, which under steady traffic (readers every few milliseconds) may never
+happen. ``benchmarks/initial_sync.py`` left a 494 MB log behind after its PATCH phase. When the file
+has grown past ``WAL_LIMIT_BYTES``, the checkpointer runs a ``TRUNCATE`` checkpoint, which empties
+it, as one of the writers (inside the :class:`WriterGate`): writers wait for it in the gate, as
+for each other, and it waits at most ``TRUNCATE_WAIT_SECONDS`` for the readers still on the log
+(new readers read the database file once it is copied back). A reader that stays longer makes it
+give up until its next turn; nothing waits on it beyond that.
+
 Neither applies to an in-memory database (no file, no log) or to PostgreSQL (row locks).
 """
 
@@ -28,6 +38,8 @@ import logging
 import os
 import sqlite3
 import threading
+from contextlib import AbstractContextManager
+from contextlib import nullcontext
 from pathlib import Path
 from types import TracebackType
 
@@ -42,6 +54,10 @@ log = logging.getLogger(__name__)
 
 GATE_SUFFIX = "-writer"  # the gate's lock file, beside the database and its -wal and -shm
 CHECKPOINT_INTERVAL_SECONDS = 1.0
+# Past this size the log is emptied among the writers (see the module); a few seconds of the
+# heaviest writes measured (an initial sync's PATCH phase wrote about 15 MB a second).
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+TRUNCATE_WAIT_SECONDS = 0.25
 
 
 class WriterGate:
@@ -100,10 +116,14 @@ class WriterGate:
 
 class Checkpointer:
     """Copies the write-ahead log back into the database from a thread of its own, once a
-    second at most, and only after writes (see the module)."""
+    second at most, and only after writes; empties it, among the writers of ``gate``, once it is
+    past ``WAL_LIMIT_BYTES`` (see the module)."""
 
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: Path, gate: AbstractContextManager[object] | None = None) -> None:
         self._database = database
+        self._log = database.with_name(database.name + "-wal")
+        self._gate: AbstractContextManager[object] = gate if gate is not None else nullcontext()
+        self._limit = WAL_LIMIT_BYTES  # read here, so a test may lower it
         self._writes = 0
         self._running = False
         self._guard = threading.Lock()
@@ -124,8 +144,28 @@ class Checkpointer:
             self._running = False
 
     def checkpoint(self, connection: sqlite3.Connection) -> None:
-        """One ``PASSIVE`` checkpoint: it copies what no reader still needs, and waits for no one."""
+        """One ``PASSIVE`` checkpoint: it copies what no reader still needs, and waits for no one.
+        Then, if the log file is past the limit, it is emptied (:meth:`truncate`)."""
         connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        if self._log_size() > self._limit:
+            self.truncate(connection)
+
+    def truncate(self, connection: sqlite3.Connection) -> bool:
+        """A ``TRUNCATE`` checkpoint as one of the writers; False if a reader kept it from
+        finishing within ``TRUNCATE_WAIT_SECONDS`` (the next turn tries again)."""
+        with self._gate:
+            if self._log_size() <= self._limit:  # another process's checkpointer was first
+                return True
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.info("SQLite log not emptied yet: a reader is still on it")
+        return not busy
+
+    def _log_size(self) -> int:
+        try:
+            return self._log.stat().st_size
+        except OSError:  # no log (yet): nothing to empty
+            return 0
 
     def _forget(self) -> None:
         """In a forked child: the parent's thread does not exist there; the child starts its own."""
@@ -154,7 +194,10 @@ class Checkpointer:
                 try:
                     if connection is None:
                         connection = sqlite3.connect(
-                            self._database, isolation_level=None, check_same_thread=False
+                            self._database,
+                            timeout=TRUNCATE_WAIT_SECONDS,
+                            isolation_level=None,
+                            check_same_thread=False,
                         )
                     self.checkpoint(connection)
                 except sqlite3.Error as error:  # retried after the next write

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -115,4 +116,82 @@ def test_an_in_memory_database_has_neither(tmp_path: Path, monkeypatch: pytest.M
         started = set(threading.enumerate()) - before
         assert not [t for t in started if t.name == "sqlite-checkpoint"]
     finally:
+        db.dispose()
+
+
+def _wait_for(condition: Any, seconds: float = 30.0) -> bool:
+    """Whether ``condition()`` came true within ``seconds`` (a bound, never the measure)."""
+    stop = threading.Event()
+    while not condition():
+        if stop.wait(0.05) or seconds <= 0:
+            return False
+        seconds -= 0.05
+    return True
+
+
+def _write_rows(db: Database, count: int) -> None:
+    """``count`` transactions of 16 KiB each: the log grows by at least that much."""
+    for _ in range(count):
+        with db.transaction(write=True) as tx:
+            tx.connection.execute(text("INSERT INTO t VALUES (:x)"), {"x": b"x" * 16384})
+
+
+def test_a_log_past_the_limit_is_emptied_and_nothing_written_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # raising=False: before the limit existed, this test failed on the log's size
+    monkeypatch.setattr(sqlite_writes, "WAL_LIMIT_BYTES", 64 * 1024, raising=False)
+    path = tmp_path / "bridge.db"
+    log = path.with_name("bridge.db-wal")
+    db = Database(f"sqlite:///{path}")
+    try:
+        with db.transaction(write=True) as tx:
+            tx.connection.execute(text("CREATE TABLE t (x BLOB)"))
+        _write_rows(db, 20)
+        assert _wait_for(lambda: log.exists() and log.stat().st_size == 0), (
+            "the log stayed past its limit"
+        )
+        with db.transaction(write=False) as tx:
+            assert tx.connection.execute(text("SELECT count(*) FROM t")).scalar() == 20
+    finally:
+        db.dispose()
+
+
+def test_a_reader_on_the_log_delays_its_emptying_but_no_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_writes, "WAL_LIMIT_BYTES", 64 * 1024)
+    gave_up = threading.Event()
+    real = sqlite_writes.Checkpointer.truncate
+
+    def spy(self: sqlite_writes.Checkpointer, connection: Any) -> bool:
+        emptied = real(self, connection)
+        if not emptied:
+            gave_up.set()
+        return emptied
+
+    monkeypatch.setattr(sqlite_writes.Checkpointer, "truncate", spy)
+    path = tmp_path / "bridge.db"
+    log = path.with_name("bridge.db-wal")
+    db = Database(f"sqlite:///{path}")
+    reader = None
+    try:
+        with db.transaction(write=True) as tx:
+            tx.connection.execute(text("CREATE TABLE t (x BLOB)"))
+        _write_rows(db, 1)
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM t").fetchall()  # a snapshot that needs the log
+        _write_rows(db, 20)
+        assert gave_up.wait(30), "the checkpointer never met the reader"
+        _write_rows(db, 1)  # a writer still gets through while the reader stays
+        assert log.stat().st_size > 64 * 1024
+        reader.execute("COMMIT")
+        _write_rows(db, 1)  # the checkpointer's next turn comes after a write
+        assert _wait_for(lambda: log.stat().st_size == 0), "the log was never emptied"
+        with db.transaction(write=False) as tx:
+            assert tx.connection.execute(text("SELECT count(*) FROM t")).scalar() == 23
+    finally:
+        if reader is not None:
+            reader.close()
         db.dispose()
