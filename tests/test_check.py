@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import time
 from pathlib import Path
@@ -126,6 +127,30 @@ def test_passes_with_an_admin_token_and_fails_naming_why_with_a_non_admin_one(
     assert "glpat-alice-never-print-me" not in printed
     # A check is a read: no user, group or member was written.
     assert not [r for r in gitlab.requests if r.method != "GET"]
+
+
+def test_a_token_expiring_in_29_days_warns_and_one_with_31_does_not(
+    gitlab: GitLabDouble, database_url: str, tmp_path: Path
+) -> None:
+    migrated(database_url)
+    seed_groups(gitlab, "acme", "acme/engineering", "acme/ops", "entra")
+    env = environment(database_url, tmp_path, gitlab.url)
+    today = dt.datetime.now(dt.UTC).date()
+    soon = today + dt.timedelta(days=29)
+    gitlab.set_token_expiry(ADMIN_TOKEN, soon)
+
+    code, lines, printed = check(env)
+    assert code == 0, printed
+    assert (
+        f"WARN token    the GitLab token expires on {soon.isoformat()} (in 29 day(s)): rotate "
+        "it and update SCIM_BRIDGE_GITLAB_TOKEN before then"
+    ) in lines
+    assert f"OK   token    scopes api, admin_mode; expires {soon.isoformat()}" in lines
+
+    gitlab.set_token_expiry(ADMIN_TOKEN, today + dt.timedelta(days=31))
+    code, lines, printed = check(env)
+    assert code == 0, printed
+    assert not [line for line in lines if "expires on" in line]
 
 
 def test_a_wrong_token_and_an_unmigrated_database_are_both_reported(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 from typing import TypeVar
 
@@ -23,6 +22,9 @@ from scim_bridge.gitlab.errors import GitLabError
 from scim_bridge.gitlab.errors import NotFoundError
 from scim_bridge.gitlab.errors import TransientError
 from scim_bridge.gitlab.types import GitLabGroup
+from scim_bridge.gitlab_token import TokenState
+from scim_bridge.gitlab_token import expiry_date
+from scim_bridge.gitlab_token import expiry_warning
 from scim_bridge.provisioning.protection import resolve
 from scim_bridge.settings import GitLabSettings
 from scim_bridge.settings import GroupRule
@@ -40,8 +42,6 @@ TOKEN_ADVICE = (
 )
 #: The extern_uid of the admin probe: the identity lookup the bridge makes before every create.
 PROBE_EXTERN_UID = "scim-bridge-check"
-#: A GitLab token expiring within this many days is worth a warning.
-EXPIRY_WARNING_DAYS = 30
 #: Planner (15) is new in GitLab 17.7 (gitlab.md §1.10).
 PLANNER_SINCE = (17, 7)
 
@@ -261,21 +261,13 @@ class _GitLabChecks:
             )
         else:
             self.add(Level.OK, "token", f"scopes {listed}; {_expiry(info.get('expires_at'))}")
-        self._warn_expiry(info.get("expires_at"))
+        self._warn_expiry(info)
         return scopes
 
-    def _warn_expiry(self, expires_at: Any) -> None:
-        expires = _date(expires_at)
-        if expires is None:
-            return
-        days = (expires - clock.now().date()).days
-        if days <= EXPIRY_WARNING_DAYS:
-            self.add(
-                Level.WARN,
-                "token",
-                f"the token expires on {expires.isoformat()} (in {days} day(s)): rotate it and "
-                "update SCIM_BRIDGE_GITLAB_TOKEN before then",
-            )
+    def _warn_expiry(self, info: dict[str, Any]) -> None:
+        warning = expiry_warning(TokenState.from_api(info), clock.now().date())
+        if warning is not None:
+            self.add(Level.WARN, "token", warning)
 
     def admin(self, scopes: list[str] | None) -> bool:
         """`GET /user` `is_admin`, then one admin-only read to see admin rights really work."""
@@ -470,15 +462,6 @@ def _major_minor(version: str) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
-def _date(value: Any) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return None
-
-
 def _expiry(value: Any) -> str:
-    expires = _date(value)
+    expires = expiry_date(value)
     return f"expires {expires.isoformat()}" if expires else "no expiry date"

@@ -17,6 +17,7 @@ from scim_bridge import __version__
 from scim_bridge.bridge import Bridge
 from scim_bridge.cli.common import friendly
 from scim_bridge.cli.common import open_bridge
+from scim_bridge.gitlab_token import TokenWatch
 from scim_bridge.server.admission import threads_per_address
 from scim_bridge.settings import ENV_PREFIX
 from scim_bridge.settings import Settings
@@ -159,4 +160,6 @@ def worker() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if not bridge.gitlab.dry_run:  # its expiry as a metric, at start and daily
+        TokenWatch(bridge.gitlab.token_info).start(stop)
     bridge.runner.run_forever(stop)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter
+from prometheus_client import Gauge
 from prometheus_client import Histogram
 from prometheus_client import disable_created_metrics
 
@@ -56,4 +57,13 @@ DB_TRANSACTIONS = Counter(
     "Database transactions begun, by mode (write or read); a transaction joined by another is not.",
     ["mode"],
     registry=REGISTRY,
+)
+GITLAB_TOKEN_EXPIRY = Gauge(
+    "scim_bridge_gitlab_token_expiry_timestamp_seconds",
+    "When the bridge's GitLab token expires (Unix time, midnight UTC of its expiry date), as the "
+    "worker last read it (at start and daily); +Inf for no expiry date.",
+    registry=REGISTRY,
+    # Set by the background worker only: under `serve`, the value it set last is the one reported
+    # (absent until it has read the token); a process that never set it reports nothing.
+    multiprocess_mode="mostrecent",
 )

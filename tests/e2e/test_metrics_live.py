@@ -3,6 +3,7 @@ served, and every log line (gunicorn's and the app's) is JSON carrying the reque
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
@@ -14,6 +15,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import ADMIN_TOKEN
 from tests.conftest import run_cli
 from tests.e2e.live_server import Server
 
@@ -118,3 +120,37 @@ def test_counters_add_up_across_workers_and_log_lines_are_json(
     )
     text = log.read_text(encoding="utf-8")
     assert "contoso" not in text and secret not in text
+
+
+def token_expiry(base: str) -> float | None:
+    text = requests.get(f"{base}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "scim_bridge_gitlab_token_expiry_timestamp_seconds":
+                return sample.value
+    return None
+
+
+def test_the_worker_reads_the_gitlab_token_and_every_worker_reports_its_expiry(
+    environment: dict[str, str], servers: list[Server], tmp_path: Path, gitlab: Any
+) -> None:
+    """The background worker reads the token at start; gunicorn's workers, which answer the
+    scrape, report what it read (prometheus_client's multiprocess files, most recent value)."""
+    day = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=29)
+    gitlab.set_token_expiry(ADMIN_TOKEN, day)
+    server = Server(environment, tmp_path, workers=2)
+    servers.append(server)
+    server.start()
+    expected = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
+    deadline = time.monotonic() + 30
+    while token_expiry(server.base) != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for _ in range(6):  # whichever worker answers the scrape
+        assert token_expiry(server.base) == expected
+    lines = wait_for(
+        Path(server.log.name), lambda e: any("expires on" in x.get("message", "") for x in e)
+    )
+    assert any(
+        entry["level"] == "WARNING" and f"expires on {day.isoformat()}" in entry["message"]
+        for entry in lines
+    )

@@ -45,6 +45,6 @@ def token_self(state: State, call: Call) -> Reply:
             "user_id": token.user_id,
             "last_used_at": None,
             "active": token.active,
-            "expires_at": None,
+            "expires_at": token.expires_at,
         },
     )

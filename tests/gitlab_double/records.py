@@ -131,6 +131,7 @@ class TokenRecord:
     name: str
     scopes: list[str]
     active: bool = True
+    expires_at: str | None = None  # YYYY-MM-DD, as GitLab gives it
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,11 @@ class GitLabDouble:
         with self.state.lock:
             self.state.tokens[token].scopes = list(scopes)
 
+    def set_token_expiry(self, token: str, day: dt.date | None) -> None:
+        """The token's ``expires_at`` as ``GET /personal_access_tokens/self`` reports it."""
+        with self.state.lock:
+            self.state.tokens[token].expires_at = day.isoformat() if day else None
+
     def add_user(
         self,
         username: str,
