@@ -23,6 +23,8 @@ from scim_bridge.gitlab.types import CallRecord
 from scim_bridge.guards import RateLimiter
 from scim_bridge.metrics import gitlab_calls
 from scim_bridge.provisioning import journal
+from scim_bridge.provisioning.drift import DriftFinder
+from scim_bridge.provisioning.drift_repair import DriftRepair
 from scim_bridge.provisioning.group_mapping import ScimGroupReconciler
 from scim_bridge.provisioning.memberships import GitLabGroupReconciler
 from scim_bridge.provisioning.operator_links import OperatorLinks
@@ -214,6 +216,32 @@ class Bridge:
                 )
         for name in resolution.missing:
             log.info("protected username %r: no GitLab account has it (yet)", name)
+
+    @cached_property
+    def drift_finder(self) -> DriftFinder:
+        """Where GitLab no longer matches the store (`reconcile`, and the scheduled repair)."""
+        return DriftFinder(
+            self.drift_records,
+            self.gitlab_memberships,
+            self.gitlab,
+            self.links,
+            self.settings.users,
+            self.protector,
+        )
+
+    def drift_repair(self) -> DriftRepair | None:
+        """The worker's scheduled drift repair; None when it is off (interval 0, or dry-run)."""
+        minutes = self.settings.reconcile.drift_interval_minutes
+        if minutes <= 0 or self.settings.gitlab.planned_only:
+            return None
+        return DriftRepair(
+            self.drift_finder,
+            self.drift_records,
+            self.db,
+            interval=timedelta(minutes=minutes),
+            owner=self.runner.owner,
+            redact_values=self.settings.audit.redact_values,
+        )
 
     @cached_property
     def operator_links(self) -> OperatorLinks:

@@ -36,6 +36,13 @@ POSTGRES_URL = os.environ.get("SCIM_BRIDGE_TEST_POSTGRES_URL")
 # Distinctive, so a leak into a record, log, message or the database is easy to spot.
 ADMIN_TOKEN = "glpat-SECRET-admin-never-print-me"
 SCIM_JSON = "application/scim+json"
+# The rule the membership tests map: Entra's "GitLab Developers" to acme/dev as developer.
+DEVELOPERS_RULE_TOML = """
+[[groups.rules]]
+display_name = "GitLab Developers"
+gitlab_group = "acme/dev"
+access_level = "developer"
+"""
 # The user property whose values are printed at the end of the run (conformance checkers' counts).
 SUMMARY = "summary"
 _summary_lines: list[str] = []

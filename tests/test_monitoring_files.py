@@ -28,13 +28,14 @@ def test_promtool_loads_the_rules() -> None:
         [PROMTOOL, "check", "rules", str(ALERTS)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in done.stdout
+    assert "SUCCESS: 7 rules found" in done.stdout
 
 
 @needs_promtool
 def test_each_alert_fires_on_what_it_names_and_only_then() -> None:
     """promtool's unit tests of the rules: parked jobs, a stuck queue, 5xx, GitLab failing, the
-    token expiring within 14 days, and a token without expiry that never alerts."""
+    token expiring within 14 days, a token without expiry that never alerts, and drift repairs
+    rising."""
     assert PROMTOOL is not None
     done = subprocess.run(
         [PROMTOOL, "test", "rules", ALERT_TESTS.name],
@@ -57,6 +58,7 @@ def test_every_alert_and_panel_queries_the_bridges_metrics() -> None:
         "alert ScimBridgeServerErrors",
         "alert ScimBridgeGitLabErrors",
         "alert ScimBridgeGitLabTokenExpiring",
+        "alert ScimBridgeDriftRepairsRising",
     }
     for where, expression in found:
         assert needs(expression), f"{where} names no scim_bridge metric: {expression}"

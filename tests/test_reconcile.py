@@ -8,6 +8,7 @@ from typing import Any
 from scim_bridge.gitlab.access import DEVELOPER
 from scim_bridge.settings import GroupRule
 from tests.conftest import ADMIN_TOKEN
+from tests.conftest import DEVELOPERS_RULE_TOML
 from tests.conftest import cli_environment
 from tests.conftest import entra_user
 from tests.conftest import run_cli
@@ -15,12 +16,6 @@ from tests.conftest import run_cli
 RULE = GroupRule(
     external_id=None, display_name="GitLab Developers", gitlab_group="acme/dev", access_level=30
 )
-CONFIG = """
-[[groups.rules]]
-display_name = "GitLab Developers"
-gitlab_group = "acme/dev"
-access_level = "developer"
-"""
 
 
 def account(gitlab: Any, username: str) -> dict[str, Any]:
@@ -54,7 +49,7 @@ def test_reconcile_reports_and_apply_repairs_hand_made_drift(
 
     env = cli_environment(database_url)
     config = tmp_path / "bridge.toml"
-    config.write_text(CONFIG, encoding="utf-8")
+    config.write_text(DEVELOPERS_RULE_TOML, encoding="utf-8")
     env |= {
         "SCIM_BRIDGE_GITLAB_URL": gitlab.url,
         "SCIM_BRIDGE_GITLAB_TOKEN": ADMIN_TOKEN,

@@ -31,6 +31,15 @@ def test_defaults_need_nothing() -> None:
     assert (settings.server.host, settings.server.port) == ("127.0.0.1", 8000)
 
 
+def test_drift_interval_from_the_file_then_the_environment_and_zero_turns_it_off(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "[reconcile]\ndrift_interval_minutes = 15\n")
+    assert load_settings({"SCIM_BRIDGE_CONFIG": path}).reconcile.drift_interval_minutes == 15
+    environ = {"SCIM_BRIDGE_CONFIG": path, "SCIM_BRIDGE_RECONCILE_DRIFT_INTERVAL_MINUTES": "0"}
+    assert load_settings(environ).reconcile.drift_interval_minutes == 0
+
+
 def test_worker_concurrency_from_the_file_then_the_environment(tmp_path: Path) -> None:
     path = write(tmp_path, "[reconcile]\nworker_concurrency = 4\n")
     assert load_settings({"SCIM_BRIDGE_CONFIG": path}).reconcile.worker_concurrency == 4
@@ -99,6 +108,7 @@ def test_gitlab_configured_is_not_dry_run() -> None:
         ({"SCIM_BRIDGE_RECONCILE_INLINE_DEADLINE_SECONDS": "90"}, None, "INLINE_DEADLINE_SECONDS"),
         ({"SCIM_BRIDGE_RECONCILE_WORKER_CONCURRENCY": "0"}, None, "WORKER_CONCURRENCY"),
         ({}, "[reconcile]\nworker_concurrency = 65\n", "[reconcile] worker_concurrency in"),
+        ({"SCIM_BRIDGE_RECONCILE_DRIFT_INTERVAL_MINUTES": "-1"}, None, "DRIFT_INTERVAL_MINUTES"),
         (
             {"SCIM_BRIDGE_RECONCILE_MEMBER_DELETION_WINDOW_SECONDS": "0.5"},
             None,
@@ -391,6 +401,7 @@ def test_every_default_is_pinned() -> None:
         "member_deletions_per_minute": 60,
         "member_deletion_window_seconds": 60.0,
         "worker_concurrency": 8,
+        "drift_interval_minutes": 60.0,
     }
     assert vars(settings.server) == {
         "host": "127.0.0.1",

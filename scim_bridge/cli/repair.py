@@ -27,14 +27,7 @@ def reconcile(apply_: bool) -> None:
     if bridge.settings.gitlab.planned_only:
         click.echo("GitLab is not configured (dry-run): there is nothing to compare")
         return
-    finder = DriftFinder(
-        bridge.drift_records,
-        bridge.gitlab_memberships,
-        bridge.gitlab,
-        bridge.links,
-        bridge.settings.users,
-        bridge.protector,
-    )
+    finder = bridge.drift_finder
     drifts = _find_drift(finder)
     _print_drift(drifts)
     if not drifts:

@@ -162,4 +162,7 @@ def worker() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if not bridge.gitlab.dry_run:  # its expiry as a metric, at start and daily
         TokenWatch(bridge.gitlab.token_info).start(stop)
+    drift = bridge.drift_repair()
+    if drift is not None:  # one instance's turn per [reconcile] drift_interval_minutes
+        drift.start(stop)
     bridge.runner.run_forever(stop)

@@ -67,3 +67,13 @@ GITLAB_TOKEN_EXPIRY = Gauge(
     # (absent until it has read the token); a process that never set it reports nothing.
     multiprocess_mode="mostrecent",
 )
+DRIFT_REPAIRS = Counter(
+    "scim_bridge_drift_repairs",
+    "Differences between GitLab and the store found by the scheduled drift check, each queued "
+    "for repair, by kind (account or membership).",
+    ["kind"],
+    registry=REGISTRY,
+)
+# Both series from the start, at 0, so a rate or increase over them has a baseline.
+for _kind in ("account", "membership"):
+    DRIFT_REPAIRS.labels(_kind)

@@ -49,6 +49,7 @@ class ReconcileSettings:
     member_deletions_per_minute: int
     member_deletion_window_seconds: float
     worker_concurrency: int
+    drift_interval_minutes: float = 60.0
 
 
 @dataclass(frozen=True)

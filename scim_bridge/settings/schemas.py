@@ -176,6 +176,10 @@ class ReconcileSchema(_Section):
     )
     # Jobs the background worker runs at once; never two for one entity (their lease).
     worker_concurrency = fields.Integer(load_default=8, validate=validate.Range(min=1, max=64))
+    # GitLab compared with the store, and repaired, this often by one instance; 0 turns it off.
+    drift_interval_minutes = fields.Float(
+        load_default=60.0, validate=validate.Range(min=0, max=7 * 24 * 60)
+    )
 
     @post_load
     def _typed(self, data: dict[str, Any], **_: Any) -> ReconcileSettings:

@@ -274,3 +274,15 @@ paced_calls = Table(
     Column("taken_at", DateTime(timezone=True), nullable=False),
     Index("ix_paced_calls_key_taken_at", "key", "taken_at"),
 )
+
+
+# Work done once per interval by one instance (migration 0008): a turn is taken by moving
+# ``due_at`` forward where it has come (``store/schedules.py``).
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("taken_by", Text, nullable=True),
+    Column("taken_at", DateTime(timezone=True), nullable=True),
+)

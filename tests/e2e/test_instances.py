@@ -15,19 +15,14 @@ import pytest
 import requests
 
 from scim_bridge.gitlab.access import DEVELOPER
+from tests.conftest import DEVELOPERS_RULE_TOML
+from tests.conftest import SCIM_JSON
 from tests.conftest import entra_user
 from tests.conftest import run_cli
 from tests.e2e.live_server import Server
 
 pytestmark = pytest.mark.slow
 
-SCIM_JSON = "application/scim+json"
-CONFIG = """
-[[groups.rules]]
-display_name = "GitLab Developers"
-gitlab_group = "acme/dev"
-access_level = "developer"
-"""
 PATCHES = 16
 
 
@@ -43,7 +38,7 @@ def test_two_instances_take_concurrent_patches_to_one_group(
     gitlab.add_group("acme")
     gitlab.add_group("acme/dev")
     config = tmp_path / "bridge.toml"
-    config.write_text(CONFIG, encoding="utf-8")
+    config.write_text(DEVELOPERS_RULE_TOML, encoding="utf-8")
     env = {**environment, "SCIM_BRIDGE_CONFIG": str(config)}
     token = run_cli(env, "tokens", "create", "entra").stdout.split("token: ")[1].strip()
     for _ in range(2):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -13,6 +12,7 @@ from sqlalchemy import select
 from scim_bridge.store.db import Database
 from scim_bridge.store.pacing import CallWindowStore
 from scim_bridge.store.schema import paced_calls
+from tests.store.racing import race
 
 
 def rows(db: Database, key: str | None = None) -> int:
@@ -25,26 +25,7 @@ def rows(db: Database, key: str | None = None) -> int:
 
 def test_concurrent_takers_never_share_the_last_place(db: Database) -> None:
     """Eight threads on two database handles (two instances) race for five places: five get one."""
-    other = Database(db.url)
-    stores = [CallWindowStore(db), CallWindowStore(other)]
-    start = threading.Barrier(8)
-    results: list[float | None] = []
-    lock = threading.Lock()
-
-    def take(index: int) -> None:
-        start.wait()
-        result = stores[index % 2].take("acme/eng", 5, 3600.0)
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=take, args=(index,)) for index in range(8)]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        other.dispose()
+    results = race(db, 8, lambda handle, _: CallWindowStore(handle).take("acme/eng", 5, 3600.0))
     assert results.count(None) == 5
     assert all(wait is not None and 3590 < wait <= 3600 for wait in results if wait is not None)
     assert rows(db, "acme/eng") == 5, "a refused call is not counted"
