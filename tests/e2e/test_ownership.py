@@ -636,3 +636,47 @@ def test_a_create_that_failed_part_way_never_vouches_for_an_account_made_just_be
     assert link is None or link.gitlab_user_id is None
     assert gitlab_writes(gitlab) == []
     untouched.check()
+
+
+def test_drift_repair_never_writes_an_account_the_bridge_must_not_write(
+    make_bridge: Any, gitlab: Any, serve: Any, database_url: str
+) -> None:
+    """The scheduled drift repair (provisioning/drift_repair.py) compares only what the bridge
+    may write: an administrator's account, operator-linked and deactivated in Entra, stays active
+    and as an admin left it, though the store says otherwise; its membership is repaired."""
+    gitlab.add_group("acme")
+    gitlab.add_group("acme/engineering")
+    rule = GroupRule(None, "GitLab Developers", "acme/engineering", DEVELOPER)
+    bridge = make_bridge(gitlab, groups={"rules": (rule,)})
+    live = serve(bridge)
+    admin = gitlab.add_user("alice", "alice@contoso.com", name="Alice Admin", is_admin=True)
+    run_cli(cli(database_url, gitlab), "users", "link", "alice@contoso.com", "alice")
+    created = live.post("/Users", entra_user("alice@contoso.com", externalId=OID))
+    assert created.status_code == 201, created.text
+    user_id = created.json()["id"]
+    group = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "GitLab Developers",
+        "members": [{"value": user_id}],
+    }
+    assert live.post("/Groups", group).status_code == 201
+    deactivate = [{"op": "Replace", "path": "active", "value": "False"}]
+    assert live.patch(f"/Users/{user_id}", deactivate).status_code == 200
+    bridge.run_worker()
+    untouched = Untouched(gitlab, admin["id"])  # active, named by an admin: not the store's
+    gitlab.remove_member("acme/engineering", admin["id"])
+
+    drift = bridge.bridge.drift_repair()
+    assert drift is not None
+    repaired = drift.repair()
+    bridge.run_worker()
+
+    assert [(d.kind, d.target.split(" / ")[0]) for d in repaired] == [
+        ("membership", "acme/engineering")
+    ]
+    assert gitlab.members("acme/engineering") == [
+        {"user_id": admin["id"], "access_level": DEVELOPER}
+    ]
+    untouched.check()
+    events = list(audit.events(bridge.bridge.db, action_prefix="drift.repair"))
+    assert [(e["actor"], e["target"]) for e in events] == [("drift", "acme/engineering")]
