@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from scim_bridge.gitlab.access import DEVELOPER
+from scim_bridge.metrics.instruments import REGISTRY
+from scim_bridge.provisioning import drift_repair
 from scim_bridge.settings import GroupRule
+from scim_bridge.store import audit
 from tests.conftest import ADMIN_TOKEN
 from tests.conftest import DEVELOPERS_RULE_TOML
 from tests.conftest import cli_environment
@@ -79,3 +85,47 @@ def test_reconcile_reports_and_apply_repairs_hand_made_drift(
 def test_reconcile_in_dry_run_has_nothing_to_compare(database_url: str) -> None:
     result = run_cli(cli_environment(database_url), "reconcile")
     assert "dry-run" in result.stdout
+
+
+def write_transactions() -> float:
+    return REGISTRY.get_sample_value("scim_bridge_db_transactions_total", {"mode": "write"}) or 0.0
+
+
+def test_a_drift_turn_audits_each_read_by_drift_and_writes_them_together(
+    make_bridge: Any, gitlab: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduled turn (provisioning/drift_repair.py) audits every GitLab read it makes, as the
+    actor drift, but not in a transaction each: a turn without drift writes one, and its events
+    go EVENTS_PER_TRANSACTION at a time."""
+    gitlab.add_group("acme")
+    gitlab.add_group("acme/dev")
+    bridge = make_bridge(gitlab, groups={"rules": (RULE,)})
+    members = [
+        bridge.scim.post("/Users", entra_user(f"dev{i}@contoso.com")).json["id"] for i in range(3)
+    ]
+    group = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "GitLab Developers",
+        "members": [{"value": member} for member in members],
+    }
+    assert bridge.scim.post("/Groups", group).status_code == 201
+    bridge.run_worker()
+    drift = bridge.bridge.drift_repair()
+    assert drift is not None
+
+    def reads() -> list[dict[str, Any]]:
+        events = audit.events(bridge.bridge.db, action_prefix="gitlab.call")
+        return [event for event in events if event["actor"] == "drift"]
+
+    before = write_transactions()
+    assert drift.repair() == []
+    first = reads()
+    assert len(first) >= 4, "three accounts and the group's members, at least"
+    assert write_transactions() - before == 1
+
+    monkeypatch.setattr(drift_repair, "EVENTS_PER_TRANSACTION", 2)
+    before = write_transactions()
+    assert drift.repair() == []
+    made = len(reads()) - len(first)
+    assert made == len(first), "the same reads again"
+    assert write_transactions() - before == math.ceil(made / 2)

@@ -29,6 +29,7 @@ from scim_bridge.metrics.instruments import DRIFT_REPAIRS
 from scim_bridge.provisioning.drift import Drift
 from scim_bridge.provisioning.drift import DriftFinder
 from scim_bridge.provisioning.drift import queue_repairs
+from scim_bridge.provisioning.journal import Journal
 from scim_bridge.provisioning.reconciling import Retry
 from scim_bridge.store import audit
 from scim_bridge.store.db import Database
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 SCHEDULE = "drift"
 ACTOR = "drift"
+# The comparison's audited GitLab reads, written this many to a transaction.
+EVENTS_PER_TRANSACTION = 1000
 
 
 class DriftRepair:
@@ -74,27 +77,42 @@ class DriftRepair:
         return self.schedules.take_turn(SCHEDULE, self.interval, self.owner)
 
     def repair(self) -> list[Drift]:
-        """One turn: find the drift, and queue, audit and count its repairs in one transaction."""
+        """One turn: find the drift, and queue, audit and count its repairs.
+
+        The GitLab reads of the comparison are audited like every call, but kept while it runs
+        (a journal, as a reconcile run keeps its own) and written ``EVENTS_PER_TRANSACTION`` at a
+        time, the last of them with the repairs: a large tenant's comparison reads every account,
+        and a transaction per read would queue that many times at SQLite's writer lock.
+        """
         run = context.RequestContext(request_id=f"drift-{uuid.uuid4().hex}", actor=ACTOR)
+        journal = Journal()
         with context.bound(run):
             try:
-                drifts = self.finder.find()
+                with journal.kept():
+                    drifts = self.finder.find()
             except Retry as trouble:
                 log.warning("drift check skipped: cannot read GitLab: %s", trouble.detail)
-                return []
+                drifts = []
             # A difference whose repair is still queued (GitLab slow, or down) is not a new one.
             waiting = self.records.waiting(repair_job(drift) for drift in drifts)
             drifts = [drift for drift in drifts if repair_job(drift) not in waiting]
-            if not drifts:
-                log.info("drift check: nothing new to repair")
-                return []
+            events = journal.events
+            while len(events) > EVENTS_PER_TRANSACTION:
+                with self.db.transaction(write=True):
+                    audit.record_pending(events[:EVENTS_PER_TRANSACTION])
+                events = events[EVENTS_PER_TRANSACTION:]
             with self.db.transaction(write=True):
+                audit.record_pending(events)
                 for drift in drifts:
                     audit.record("drift.repair", repair_target(drift), self._detail(drift))
-                queue_repairs(self.records, drifts)
+                if drifts:
+                    queue_repairs(self.records, drifts)
         for drift in drifts:
             DRIFT_REPAIRS.labels(drift.kind).inc()
-        log.info("drift check: %d difference(s) found, repairs queued", len(drifts))
+        if drifts:
+            log.info("drift check: %d difference(s) found, repairs queued", len(drifts))
+        else:
+            log.info("drift check: nothing new to repair")
         return drifts
 
     def _detail(self, drift: Drift) -> dict[str, str]:
