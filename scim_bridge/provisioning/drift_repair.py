@@ -70,7 +70,7 @@ class DriftRepair:
 
     @property
     def poll_seconds(self) -> float:
-        """How often to look whether the turn has come: a quarter interval, 5 s to a minute."""
+        """How often to look whether the turn has come: a quarter interval, at most a minute."""
         return min(60.0, max(0.05, self.interval.total_seconds() / 4))
 
     def take_turn(self) -> bool:
