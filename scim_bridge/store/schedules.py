@@ -30,17 +30,21 @@ class Schedules:
     def take_turn(self, name: str, interval: timedelta, owner: str) -> bool:
         """Whether ``owner`` runs this turn of ``name``: True for exactly one caller per turn.
 
-        A schedule seen for the first time is due at once.
+        A schedule seen for the first time has its first turn one interval later: a bridge just
+        deployed is busy with Entra's initial cycle, and has nothing to compare yet.
         """
         now = clock.now()
         with self.db.transaction(write=False) as tx:
             due_at = tx.connection.execute(
                 select(schedules.c.due_at).where(schedules.c.name == name)
             ).scalar()
-        if due_at is not None and clock.aware(due_at) > now:
+        if due_at is None:
+            with self.db.transaction(write=True):
+                insert_ignoring_duplicates(schedules, [{"name": name, "due_at": now + interval}])
+            return False
+        if clock.aware(due_at) > now:
             return False
         with self.db.transaction(write=True) as tx:
-            insert_ignoring_duplicates(schedules, [{"name": name, "due_at": now}])
             taken = tx.connection.execute(
                 update(schedules)
                 .where(schedules.c.name == name, schedules.c.due_at <= now)

@@ -34,15 +34,18 @@ def come_due(db: Database) -> None:
 
 
 def test_racing_instances_take_each_turn_once(db: Database) -> None:
-    assert len(race_for_turn(db)) == 1, "a new schedule is due at once, for one taker"
+    assert race_for_turn(db) == [], "a new schedule's first turn is one interval away"
+    come_due(db)
+    assert len(race_for_turn(db)) == 1
     assert race_for_turn(db) == [], "not due again before its interval"
     come_due(db)
     assert len(race_for_turn(db)) == 1
-    assert race_for_turn(db) == []
 
 
 def test_another_schedule_has_turns_of_its_own(db: Database) -> None:
     store = Schedules(db)
+    assert not store.take_turn("drift", HOUR, "a")
+    come_due(db)
+    assert not store.take_turn("token", HOUR, "a"), "first seen now: due an hour from now"
     assert store.take_turn("drift", HOUR, "a")
-    assert store.take_turn("token", HOUR, "a")
-    assert not store.take_turn("drift", HOUR, "b")
+    assert not store.take_turn("token", HOUR, "b")
