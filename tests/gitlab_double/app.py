@@ -41,6 +41,7 @@ from tests.gitlab_double.state import State
 
 Handler = Callable[..., Reply]
 MODERATION = "|".join(moderation.ACTIONS)
+ROTATE_SELF = "/personal_access_tokens/self/rotate"
 
 
 def _moderate(state: State, call: Call, user_id: str, action: str) -> Reply:
@@ -55,6 +56,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/version", meta_api.version),
     ("GET", "/metadata", meta_api.metadata),
     ("GET", "/personal_access_tokens/self", meta_api.token_self),
+    ("POST", ROTATE_SELF, meta_api.rotate_self),
     ("GET", "/user", users_api.current_user),
     ("GET", "/users", users_api.list_users),
     ("POST", "/users", users_api.create_user),
@@ -162,6 +164,8 @@ class DoubleApp:
         if isinstance(body, _BadJson):
             raise bad_params(body.reason)
         with self.state.lock:
+            if handler is meta_api.rotate_self:  # reuse detection comes before the 401
+                meta_api.detect_reuse(self.state, token)
             call = Call(
                 caller=self._authenticate(token, request.host_url.rstrip("/")),
                 params=_params(request, body),

@@ -132,6 +132,7 @@ class TokenRecord:
     scopes: list[str]
     active: bool = True
     expires_at: str | None = None  # YYYY-MM-DD, as GitLab gives it
+    rotated_to: str | None = None  # the token its rotation minted (it is revoked then)
 
 
 @dataclass(frozen=True)

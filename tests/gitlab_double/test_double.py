@@ -409,3 +409,46 @@ def test_request_log_records_method_path_body_status(
     (record,) = double.calls("POST", "/api/v4/users")
     assert record.status == 201 and record.json["username"] == "alice"
     assert record.token == double.admin_token
+
+
+# -- the token's own rotation ------------------------------------------------------------------
+
+
+def test_rotating_the_token_revokes_it_and_answers_a_new_one(double: GitLabDouble) -> None:
+    alice = double.add_user("alice", "alice@example.com")
+    double.add_token("glpat-alice", alice["id"], scopes=["api"])
+    old = gitlab.Gitlab(double.url, private_token="glpat-alice")
+    rotated = old.http_post("/personal_access_tokens/self/rotate")
+    assert rotated["token"].startswith("glpat-") and rotated["token"] != "glpat-alice"
+    week = (dt.date.today() + dt.timedelta(days=7)).isoformat()
+    assert (rotated["active"], rotated["expires_at"], rotated["scopes"]) == (True, week, ["api"])
+    new = gitlab.Gitlab(double.url, private_token=rotated["token"])
+    assert new.http_get("/personal_access_tokens/self")["id"] == rotated["id"]
+    error = error_of(lambda: old.http_get("/user"))
+    assert (error.response_code, error.error_message) == (401, "401 Unauthorized")
+
+    later = new.http_post(
+        "/personal_access_tokens/self/rotate", post_data={"expires_at": "2027-11-30"}
+    )
+    assert later["expires_at"] == "2027-11-30"
+
+
+def test_rotating_again_with_the_old_token_revokes_the_new_one(double: GitLabDouble) -> None:
+    """Reuse detection (gitlab.md): two instances rotating the same token lose both."""
+    alice = double.add_user("alice", "alice@example.com")
+    double.add_token("glpat-alice", alice["id"], scopes=["api"])
+    old = gitlab.Gitlab(double.url, private_token="glpat-alice")
+    first = old.http_post("/personal_access_tokens/self/rotate")["token"]
+    error = error_of(lambda: old.http_post("/personal_access_tokens/self/rotate"))
+    assert error.response_code == 401
+    error = error_of(lambda: gitlab.Gitlab(double.url, private_token=first).http_get("/user"))
+    assert error.response_code == 401, "the token minted from it is revoked too"
+
+
+def test_a_token_without_api_may_not_rotate_itself(double: GitLabDouble) -> None:
+    alice = double.add_user("alice", "alice@example.com")
+    double.add_token("glpat-alice", alice["id"], scopes=["read_api"])
+    client = gitlab.Gitlab(double.url, private_token="glpat-alice")
+    error = error_of(lambda: client.http_post("/personal_access_tokens/self/rotate"))
+    assert error.response_code == 403
+    assert client.http_get("/personal_access_tokens/self")["active"] is True
