@@ -1,13 +1,13 @@
 """The bridge's own GitLab token: read at start and daily, its expiry a metric, trouble in the log.
 
 GitLab caps personal access tokens at a year by default, and a bridge whose token expires simply
-stops provisioning that day (issue 14). The background worker reads the token
-(``GET /personal_access_tokens/self``: its scopes, whether it is active, its expiry date) when it
-starts and once a day. It sets ``scim_bridge_gitlab_token_expiry_timestamp_seconds`` (midnight UTC
-of the expiry date; +Inf for a token without one; absent from `serve`'s /metrics until the first
-reading), so an alert can fire weeks ahead. It logs a warning within ``EXPIRY_WARNING_DAYS`` of the date, and an error when the
-token cannot be read, is inactive, or lacks the ``api`` scope. `scim-bridge check` says the same
-from the same reading (``scim_bridge.checks.instance``).
+stops provisioning that day (issue 14). The background worker reads the token (``GET
+/personal_access_tokens/self``: its scopes, whether it is active, its expiry date) when it starts
+and once a day. It sets ``scim_bridge_gitlab_token_expiry_timestamp_seconds`` (midnight UTC of the
+expiry date; +Inf for a token without one; absent from `serve`'s /metrics until the first reading),
+so an alert can fire weeks ahead. It logs a warning within ``EXPIRY_WARNING_DAYS`` of the date, and
+an error when the token cannot be read, is inactive, or lacks the ``api`` scope. `scim-bridge
+check` says the same from the same reading (``scim_bridge.checks.instance``).
 
 Reads only; it writes nothing to GitLab.
 """
