@@ -237,6 +237,7 @@ class Bridge:
         return DriftRepair(
             self.drift_finder,
             self.drift_records,
+            self.queue,
             self.db,
             interval=timedelta(minutes=minutes),
             owner=self.runner.owner,

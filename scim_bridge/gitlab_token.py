@@ -26,6 +26,7 @@ from typing import Any
 
 from scim_bridge import clock
 from scim_bridge.metrics.instruments import GITLAB_TOKEN_EXPIRY
+from scim_bridge.periodic import every
 
 log = logging.getLogger(__name__)
 
@@ -121,15 +122,6 @@ class TokenWatch:
             log.warning("%s", warning)
         return state
 
-    def run(self, stop: threading.Event) -> None:
-        """Read now, then every ``interval`` until ``stop`` is set."""
-        self.check()
-        while not stop.wait(self.interval):
-            self.check()
-
     def start(self, stop: threading.Event) -> threading.Thread:
-        thread = threading.Thread(
-            target=self.run, args=(stop,), name="gitlab-token-watch", daemon=True
-        )
-        thread.start()
-        return thread
+        """Read now, then every ``interval`` until ``stop`` is set."""
+        return every(self.interval, self.check, stop, name="gitlab-token-watch", now=True)

@@ -26,6 +26,7 @@ from datetime import timedelta
 
 from scim_bridge import context
 from scim_bridge.metrics.instruments import DRIFT_REPAIRS
+from scim_bridge.periodic import every
 from scim_bridge.provisioning.drift import Drift
 from scim_bridge.provisioning.drift import DriftFinder
 from scim_bridge.provisioning.drift import queue_repairs
@@ -35,6 +36,7 @@ from scim_bridge.store import audit
 from scim_bridge.store.db import Database
 from scim_bridge.store.drift import DriftRecords
 from scim_bridge.store.gitlab_memberships import GITLAB_GROUP_JOB
+from scim_bridge.store.jobs import JobQueue
 from scim_bridge.store.jobs import job_key
 from scim_bridge.store.schedules import Schedules
 from scim_bridge.store.users import USER_JOB
@@ -54,6 +56,7 @@ class DriftRepair:
         self,
         finder: DriftFinder,
         records: DriftRecords,
+        queue: JobQueue,
         db: Database,
         *,
         interval: timedelta,
@@ -62,6 +65,7 @@ class DriftRepair:
     ) -> None:
         self.finder = finder
         self.records = records
+        self.queue = queue
         self.db = db
         self.schedules = Schedules(db)
         self.interval = interval
@@ -94,7 +98,7 @@ class DriftRepair:
                 log.warning("drift check skipped: cannot read GitLab: %s", trouble.detail)
                 drifts = []
             # A difference whose repair is still queued (GitLab slow, or down) is not a new one.
-            waiting = self.records.waiting(repair_job(drift) for drift in drifts)
+            waiting = self.queue.pending_among(repair_job(drift) for drift in drifts)
             drifts = [drift for drift in drifts if repair_job(drift) not in waiting]
             events = journal.events
             while len(events) > EVENTS_PER_TRANSACTION:
@@ -125,19 +129,13 @@ class DriftRepair:
             detail |= {"target": drift.target, "desired": drift.desired, "actual": drift.actual}
         return detail
 
-    def run(self, stop: threading.Event) -> None:
-        """Until ``stop``: take each turn that comes, and repair in it."""
-        while not stop.wait(self.poll_seconds):
-            try:
-                if self.take_turn():
-                    self.repair()
-            except Exception:  # the database away for a while: the next look tries again
-                log.exception("drift check failed")
+    def turn(self) -> list[Drift]:
+        """Repair if this instance takes the turn that has come; nothing otherwise."""
+        return self.repair() if self.take_turn() else []
 
     def start(self, stop: threading.Event) -> threading.Thread:
-        thread = threading.Thread(target=self.run, args=(stop,), name="drift-repair", daemon=True)
-        thread.start()
-        return thread
+        """Until ``stop``: look for the turn every ``poll_seconds``, and repair in each taken."""
+        return every(self.poll_seconds, self.turn, stop, name="drift-repair")
 
 
 def repair_job(drift: Drift) -> str:

@@ -18,7 +18,6 @@ from sqlalchemy import update
 from scim_bridge.store import jobs
 from scim_bridge.store.db import Database
 from scim_bridge.store.gitlab_memberships import mark
-from scim_bridge.store.schema import jobs as job_rows
 from scim_bridge.store.schema import user_links
 from scim_bridge.store.schema import users
 from scim_bridge.store.users import USER_JOB
@@ -37,8 +36,6 @@ class DriftRecords(Protocol):
     def user_documents(self) -> dict[str, dict[str, Any]]: ...
 
     def queue_repairs(self, repairs: Iterable[Repair]) -> list[str]: ...
-
-    def waiting(self, keys: Iterable[str]) -> set[str]: ...
 
 
 class DriftStore:
@@ -68,16 +65,3 @@ class DriftStore:
                         )
                     jobs.enqueue(USER_JOB, repair.user_id)
             return list(tx.job_keys)
-
-    def waiting(self, keys: Iterable[str]) -> set[str]:
-        """Which of these jobs wait to run, or to run again: a repair already under way."""
-        wanted = list(dict.fromkeys(keys))
-        if not wanted:
-            return set()
-        with self.db.transaction(write=False) as tx:
-            rows = tx.connection.execute(
-                select(job_rows.c.key).where(
-                    job_rows.c.key.in_(wanted), job_rows.c.state == jobs.PENDING
-                )
-            )
-            return {row.key for row in rows}

@@ -19,6 +19,7 @@ that queued it), so the events the background worker writes name the SCIM reques
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -486,6 +487,17 @@ class JobQueue:
             oldest_due_created_at=clock.aware(row[1]),
             oldest_due_run_after=clock.aware(row[2]),
         )
+
+    def pending_among(self, keys: Iterable[str]) -> set[str]:
+        """Which of these jobs wait to run, or to run again (a drift repair already under way)."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return set()
+        with self.db.transaction(write=False) as tx:
+            rows = tx.connection.execute(
+                select(jobs.c.key).where(jobs.c.key.in_(wanted), jobs.c.state == PENDING)
+            )
+            return {row.key for row in rows}
 
     def pending_count(self) -> int:
         with self.db.transaction(write=False) as tx:

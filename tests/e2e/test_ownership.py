@@ -440,15 +440,22 @@ def cli(database_url: str, gitlab: Any) -> dict[str, str]:
     return env
 
 
-def test_users_link_lets_rules_grant_an_admin_memberships_and_never_writes_the_account(
-    make_bridge: Any, gitlab: Any, serve: Any, database_url: str, tmp_path: Path
-) -> None:
+def admin_and_engineering_rule(make_bridge: Any, gitlab: Any, serve: Any) -> tuple[Any, Any, Any]:
+    """A bridge served with a rule granting acme/engineering, and the administrator alice in
+    GitLab (not yet linked): the bridge, its live SCIM client, and her account."""
     gitlab.add_group("acme")
     gitlab.add_group("acme/engineering")
     rule = GroupRule(None, "GitLab Developers", "acme/engineering", DEVELOPER)
     bridge = make_bridge(gitlab, groups={"rules": (rule,)})
     live = serve(bridge)
     admin = gitlab.add_user("alice", "alice@contoso.com", name="Alice Admin", is_admin=True)
+    return bridge, live, admin
+
+
+def test_users_link_lets_rules_grant_an_admin_memberships_and_never_writes_the_account(
+    make_bridge: Any, gitlab: Any, serve: Any, database_url: str, tmp_path: Path
+) -> None:
+    bridge, live, admin = admin_and_engineering_rule(make_bridge, gitlab, serve)
     untouched = Untouched(gitlab, admin["id"])
     env = cli(database_url, gitlab)
 
@@ -644,12 +651,7 @@ def test_drift_repair_never_writes_an_account_the_bridge_must_not_write(
     """The scheduled drift repair (provisioning/drift_repair.py) compares only what the bridge
     may write: an administrator's account, operator-linked and deactivated in Entra, stays active
     and as an admin left it, though the store says otherwise; its membership is repaired."""
-    gitlab.add_group("acme")
-    gitlab.add_group("acme/engineering")
-    rule = GroupRule(None, "GitLab Developers", "acme/engineering", DEVELOPER)
-    bridge = make_bridge(gitlab, groups={"rules": (rule,)})
-    live = serve(bridge)
-    admin = gitlab.add_user("alice", "alice@contoso.com", name="Alice Admin", is_admin=True)
+    bridge, live, admin = admin_and_engineering_rule(make_bridge, gitlab, serve)
     run_cli(cli(database_url, gitlab), "users", "link", "alice@contoso.com", "alice")
     created = live.post("/Users", entra_user("alice@contoso.com", externalId=OID))
     assert created.status_code == 201, created.text

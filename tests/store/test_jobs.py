@@ -172,3 +172,12 @@ def test_a_waiting_write_waits_for_the_run_that_covers_it_not_for_the_runs_after
         "without having seen the covering run, a run in progress is waited for"
     )
     assert after.generation == 3
+
+
+def test_pending_among_names_the_jobs_still_to_run_and_not_parked_ones(db: Database) -> None:
+    queue = JobQueue(db)
+    waiting, parked = enqueue(db, "u1"), enqueue(db, "u2")
+    claimed = {job.key: job for job in queue.claim_due("w", lease_seconds=60)}
+    queue.park(claimed[parked], "refused")
+    assert queue.pending_among([waiting, parked, "user:never", waiting]) == {waiting}
+    assert queue.pending_among([]) == set()
