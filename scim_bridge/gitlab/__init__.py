@@ -19,6 +19,7 @@ from scim_bridge.gitlab.types import GitLabUser
 from scim_bridge.gitlab.types import Identity
 from scim_bridge.gitlab.types import Member
 from scim_bridge.gitlab.types import Moderation
+from scim_bridge.gitlab.types import RotatedToken
 
 __all__ = [
     "AuthenticationError",
@@ -36,5 +37,6 @@ __all__ = [
     "Moderation",
     "NotFoundError",
     "PlannedGitLab",
+    "RotatedToken",
     "TransientError",
 ]

@@ -56,6 +56,12 @@ def token_info() -> Request:
     return Request("GET", "/personal_access_tokens/self")
 
 
+def rotate_token(expires_at: str | None) -> Request:
+    """GitLab >= 16.10; revokes the calling token at once (gitlab.md §1.1, token lifecycle)."""
+    body = {"expires_at": expires_at} if expires_at else {}
+    return Request("POST", "/personal_access_tokens/self/rotate", body=body)
+
+
 # -- users (gitlab.md §1) ------------------------------------------------------------------
 
 

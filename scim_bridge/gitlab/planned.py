@@ -12,6 +12,7 @@ from typing import Any
 from scim_bridge.gitlab import endpoints
 from scim_bridge.gitlab.api import GitLabApi
 from scim_bridge.gitlab.endpoints import Request
+from scim_bridge.gitlab.errors import InvalidError
 from scim_bridge.gitlab.errors import NotFoundError
 from scim_bridge.gitlab.members import batches
 from scim_bridge.gitlab.transport import OnCall
@@ -21,6 +22,7 @@ from scim_bridge.gitlab.types import GitLabUser
 from scim_bridge.gitlab.types import Identity
 from scim_bridge.gitlab.types import Member
 from scim_bridge.gitlab.types import Moderation
+from scim_bridge.gitlab.types import RotatedToken
 
 
 class _Planner:
@@ -170,6 +172,11 @@ class PlannedGitLab:
     def token_info(self) -> dict[str, Any]:
         self._planner.plan(endpoints.token_info())
         return {"scopes": [], "active": None, "user_id": 0}
+
+    def rotate_token(self, expires_at: str | None) -> RotatedToken:
+        """Planned, never made: a dry-run has no token, and nothing to store a new one in."""
+        self._planner.plan(endpoints.rotate_token(expires_at))
+        raise InvalidError("dry-run: no GitLab token to rotate", None)
 
     def close(self) -> None:
         """Nothing to close."""

@@ -15,6 +15,7 @@ job is retried once the pause is over.
 from __future__ import annotations
 
 import contextvars
+import hmac
 import logging
 import threading
 import time
@@ -40,6 +41,8 @@ from scim_bridge.gitlab.types import CallRecord
 
 T = TypeVar("T")
 OnCall = Callable[[CallRecord], None]
+# The token to send, asked before every call: a rotation elsewhere may have replaced it.
+TokenSource = Callable[[], str]
 log = logging.getLogger(__name__)
 
 PER_PAGE = 100  # GitLab's maximum (gitlab.md §1.11)
@@ -216,12 +219,16 @@ def _hashable(value: object) -> bool:
 
 
 class Transport:
-    """Runs an action with the calling thread's client and translates what it raises."""
+    """Runs an action with the calling thread's client and translates what it raises.
+
+    The token is asked for before every call; a thread whose client was made with another token
+    gets a new client, so no call goes out with a token the source has replaced.
+    """
 
     def __init__(
         self,
         url: str,
-        token: str,
+        token: str | TokenSource,
         *,
         timeout: float,
         on_call: OnCall | None,
@@ -229,7 +236,7 @@ class Transport:
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._token = token
+        self._token: TokenSource = token if callable(token) else (lambda: token)
         self._on_call = on_call
         # One per GitLab per process: the bridge builds one GitLab client, shared by its threads.
         self.gate = gate or Gate()
@@ -256,12 +263,16 @@ class Transport:
         )
 
     def client(self) -> gitlab.Gitlab:
+        token = self._current_token()
         client = getattr(self._local, "client", None)
+        if client is not None and not hmac.compare_digest(self._local.token, token):
+            self.close()  # replaced (rotated): this thread's client must not send the old one
+            client = None
         if client is None:
             session = _RecordingSession(self._report, self.gate)
             client = _NoRetryGitlab(
                 self.url,
-                private_token=self._token,
+                private_token=token,
                 timeout=self.timeout,
                 retry_transient_errors=False,
                 keep_base_url=True,
@@ -269,7 +280,16 @@ class Transport:
             )
             self._local.client = client
             self._local.session = session
+            self._local.token = token
         return client
+
+    def _current_token(self) -> str:
+        try:
+            return self._token()
+        except GitLabError:
+            raise
+        except Exception as error:  # the token's store cannot be read: nothing is sent
+            raise TransientError(f"cannot read the GitLab token: {error}") from error
 
     def close(self) -> None:
         """Close this thread's session (other threads keep theirs)."""
@@ -278,6 +298,7 @@ class Transport:
             client.session.close()
             del self._local.client
             del self._local.session
+            del self._local.token
 
     def _report(
         self, method: str, url: str, status: int | None, outcome: str, started: float
@@ -307,7 +328,8 @@ class Transport:
             path = path[len(self._api_prefix) :] or "/"
         query = [(k, v) for k, v in parse_qsl(parts.query) if k.lower() not in SECRET_PARAMS]
         text = f"{path}?{urlencode(query, safe='[]@,')}" if query else path
-        return text.replace(self._token, "[redacted]") if self._token else text
+        token = getattr(self._local, "token", "")
+        return text.replace(token, "[redacted]") if token else text
 
 
 def as_dict(data: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 from typing import Literal
 
@@ -95,3 +96,11 @@ class CallRecord:
 
 #: The moderation actions of `POST /users/:id/<action>` (gitlab.md §1.5).
 Moderation = Literal["block", "unblock", "deactivate", "activate", "ban", "unban"]
+
+
+@dataclass(frozen=True)
+class RotatedToken:
+    """What `POST /personal_access_tokens/self/rotate` answers: the new token (never printed)."""
+
+    token: str = field(repr=False)
+    expires_at: str | None = None  # YYYY-MM-DD, as GitLab gives it
