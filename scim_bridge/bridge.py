@@ -55,6 +55,7 @@ from scim_bridge.store.db import Transaction
 from scim_bridge.store.drift import DriftStore
 from scim_bridge.store.gitlab_memberships import GITLAB_GROUP_JOB
 from scim_bridge.store.gitlab_memberships import GitLabMembershipStore
+from scim_bridge.store.gitlab_token import GitLabTokenStore
 from scim_bridge.store.group_targets import GroupTargetStore
 from scim_bridge.store.groups import GroupStore
 from scim_bridge.store.jobs import JobQueue
@@ -68,6 +69,9 @@ from scim_bridge.store.resources import ScimStore
 from scim_bridge.store.rules_revisit import RulesRevisitStore
 from scim_bridge.store.users import USER_JOB
 from scim_bridge.store.users import UserStore
+from scim_bridge.token_rotation import TokenRotation
+from scim_bridge.token_vault import TokenCipher
+from scim_bridge.token_vault import TokenVault
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +185,40 @@ class Bridge:
         config = self.settings.gitlab
         if config.planned_only:
             return PlannedGitLab(on_call=self._on_gitlab_call)
-        assert config.url and config.token
+        assert config.url
+        vault = self.token_vault
+        token = (config.token or "") if vault is None else vault.current
         return GitLab(
-            config.url, config.token, timeout=config.timeout_seconds, on_call=self._on_gitlab_call
+            config.url, token, timeout=config.timeout_seconds, on_call=self._on_gitlab_call
+        )
+
+    def gitlab_with(self, token: str) -> GitLab:
+        """A client that sends exactly ``token`` (a rotation's, or a token to be stored),
+        its calls audited like every other."""
+        config = self.settings.gitlab
+        return GitLab(
+            config.url or "", token, timeout=config.timeout_seconds, on_call=self._on_gitlab_call
+        )
+
+    @cached_property
+    def token_vault(self) -> TokenVault | None:
+        """The token kept in the database (``SCIM_BRIDGE_GITLAB_TOKEN_KEY`` set), else None."""
+        config = self.settings.gitlab
+        if not config.token_key:
+            return None
+        return TokenVault(GitLabTokenStore(self.db), TokenCipher(config.token_key), config.token)
+
+    @cached_property
+    def token_rotation(self) -> TokenRotation | None:
+        """Rotations of the stored token; None when the token only comes from the environment."""
+        vault = self.token_vault
+        if vault is None or self.settings.gitlab.planned_only:
+            return None
+        return TokenRotation(
+            vault.store,
+            vault.cipher,
+            self.gitlab_with,
+            lifetime_days=self.settings.gitlab.rotated_token_lifetime_days,
         )
 
     # -- Provisioning -------------------------------------------------------------

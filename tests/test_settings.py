@@ -531,7 +531,7 @@ proxy_hops = 1
             {},
             "[gitlab]\nurll = 'x'\n",
             "[gitlab] urll in {path}: unknown key (known keys: dry_run, identity_provider, "
-            "timeout_seconds, url)",
+            "rotate_days_before_expiry, rotated_token_lifetime_days, timeout_seconds, url)",
         ),
         (
             {},

@@ -27,9 +27,11 @@ from scim_bridge.settings.schemas import BOTH_MATCH_KEYS
 from scim_bridge.settings.schemas import NEITHER_MATCH_KEY
 from scim_bridge.settings.schemas import SECTIONS
 from scim_bridge.settings.schemas import GroupRuleSchema
+from scim_bridge.token_vault import key_problem
 
 ENV_PREFIX = "SCIM_BRIDGE_"
 GITLAB_TOKEN_VARIABLE = f"{ENV_PREFIX}GITLAB_TOKEN"
+GITLAB_TOKEN_KEY_VARIABLE = f"{ENV_PREFIX}GITLAB_TOKEN_KEY"
 CONFIG_VARIABLE = f"{ENV_PREFIX}CONFIG"
 
 
@@ -64,13 +66,18 @@ def settings_from_toml(
         )
         for section in SECTIONS
     }
+    _require_a_usable_key(environ.get(GITLAB_TOKEN_KEY_VARIABLE))
     _require_trusted_proxies(loaded["server"])
     _require_burst_for_threads(loaded["server"])
     database = loaded["database"]
     return Settings(
         database_url=database["url"],
         auto_migrate=database["auto_migrate"],
-        gitlab=replace(loaded["gitlab"], token=environ.get(GITLAB_TOKEN_VARIABLE) or None),
+        gitlab=replace(
+            loaded["gitlab"],
+            token=environ.get(GITLAB_TOKEN_VARIABLE) or None,
+            token_key=environ.get(GITLAB_TOKEN_KEY_VARIABLE) or None,
+        ),
         users=loaded["users"],
         reconcile=loaded["reconcile"],
         server=loaded["server"],
@@ -79,6 +86,15 @@ def settings_from_toml(
         audit=loaded["audit"],
         config_path=config_path,
     )
+
+
+def _require_a_usable_key(keys: str | None) -> None:
+    """``SCIM_BRIDGE_GITLAB_TOKEN_KEY``, when set, must be keys the vault can encrypt with."""
+    if keys is None or keys == "":
+        return
+    problem = key_problem(keys)
+    if problem is not None:
+        raise SettingsError(problem)
 
 
 def _env_name(section: str, key: str) -> str:
@@ -155,6 +171,11 @@ def _load_section(
         raise SettingsError(
             f"[gitlab] token in {path}: the GitLab token is read only from "
             f"{GITLAB_TOKEN_VARIABLE}, never from the file"
+        )
+    if section == "gitlab" and "token_key" in file_values:
+        raise SettingsError(
+            f"[gitlab] token_key in {path}: the key is read only from "
+            f"{GITLAB_TOKEN_KEY_VARIABLE}, never from the file"
         )
     schema = SECTIONS[section]()
     overrides = _env_overrides(section, schema, environ)

@@ -2,8 +2,8 @@
 
 No field has a default here: each default is declared once, in :mod:`scim_bridge.settings.schemas`,
 so a setting the bridge runs on is always one the operator's start-up would have validated. The
-two exceptions are not settings keys: the GitLab token (only from ``SCIM_BRIDGE_GITLAB_TOKEN``) and
-the path of the file that was read.
+exceptions are not settings keys: the GitLab token (only from ``SCIM_BRIDGE_GITLAB_TOKEN``), the key
+it is stored under (only from ``SCIM_BRIDGE_GITLAB_TOKEN_KEY``) and the path of the file that was read.
 """
 
 from __future__ import annotations
@@ -22,13 +22,23 @@ class GitLabSettings:
     identity_provider: str
     dry_run: bool
     timeout_seconds: float
+    rotate_days_before_expiry: int = 0
+    rotated_token_lifetime_days: int = 365
     # Never in the file: the loader sets it from SCIM_BRIDGE_GITLAB_TOKEN.
     token: str | None = field(default=None, repr=False)
+    # Never in the file: SCIM_BRIDGE_GITLAB_TOKEN_KEY, the key the stored token is encrypted with
+    # (``scim_bridge.token_vault``); with it, the token lives in the database and can be rotated.
+    token_key: str | None = field(default=None, repr=False)
 
     @property
     def planned_only(self) -> bool:
         """GitLab calls are only planned when asked to, or when no GitLab is configured."""
-        return self.dry_run or not self.url or not self.token
+        return self.dry_run or not self.url or not (self.token or self.token_key)
+
+    @property
+    def stored_token(self) -> bool:
+        """The token lives in the database, encrypted, where a rotation can replace it."""
+        return bool(self.token_key)
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,22 @@ class GitLabSchema(_Section):
     )
     dry_run = fields.Boolean(load_default=False)
     timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=300))
+    # Rotate the stored token by itself this many days before it expires; 0: only on command.
+    rotate_days_before_expiry = fields.Integer(
+        load_default=0, validate=validate.Range(min=0, max=300)
+    )
+    # The lifetime a rotation asks for; GitLab refuses more than its maximum (365 by default).
+    rotated_token_lifetime_days = fields.Integer(
+        load_default=365, validate=validate.Range(min=2, max=3650)
+    )
+
+    @validates_schema
+    def _rotation_before_lifetime(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("rotate_days_before_expiry", 0) >= data.get("rotated_token_lifetime_days", 365):
+            raise ValidationError(
+                "must be less than rotated_token_lifetime_days, or every reading would rotate",
+                "rotate_days_before_expiry",
+            )
 
     @post_load
     def _typed(self, data: dict[str, Any], **_: Any) -> GitLabSettings:

@@ -10,6 +10,7 @@ from sqlalchemy import JSON
 from sqlalchemy import BigInteger
 from sqlalchemy import Boolean
 from sqlalchemy import Column
+from sqlalchemy import Date
 from sqlalchemy import DateTime
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
@@ -285,4 +286,23 @@ schedules = Table(
     Column("due_at", DateTime(timezone=True), nullable=False),
     Column("taken_by", Text, nullable=True),
     Column("taken_at", DateTime(timezone=True), nullable=True),
+)
+
+# The bridge's GitLab token, when the operator keeps it in the database (migration 0009): one row,
+# its ciphertexts made by ``scim_bridge.token_vault`` (never the token itself), ``version`` moved
+# by every replacement so that each instance sees a new token at its next GitLab call.
+gitlab_token = Table(
+    "gitlab_token",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("token", Text, nullable=False),  # ciphertext of the token in use
+    Column("seed", Text, nullable=False),  # ciphertext of the SCIM_BRIDGE_GITLAB_TOKEN it came from
+    Column("expires_on", Date, nullable=True),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_by", Text, nullable=False),  # the actor: an operator's command, or the worker
+    Column("how", String(16), nullable=False),  # seeded, rotated, stored
+    # Set while one instance rotates: every other holds its GitLab calls until the new version.
+    Column("rotating_since", DateTime(timezone=True), nullable=True),
+    Column("rotating_by", Text, nullable=True),
 )
