@@ -79,27 +79,47 @@ def expiry_date(value: Any) -> date | None:
         return None
 
 
-def expiry_warning(state: TokenState, today: date) -> str | None:
-    """What to tell an operator whose token expires within ``EXPIRY_WARNING_DAYS``."""
+def expiry_warning(state: TokenState, today: date, *, stored: bool = False) -> str | None:
+    """What to tell an operator whose token expires within ``EXPIRY_WARNING_DAYS``; ``stored``:
+    the bridge keeps the token in its database, and can rotate it."""
     days = state.days_left(today)
     if state.expires_on is None or days is None or days > EXPIRY_WARNING_DAYS:
         return None
     if days < 0:
         return f"the GitLab token expired on {state.expires_on.isoformat()}"
+    advice = (
+        "run `scim-bridge gitlab rotate-token` (or set [gitlab] rotate_days_before_expiry)"
+        if stored
+        else "rotate it and update SCIM_BRIDGE_GITLAB_TOKEN"
+    )
     return (
         f"the GitLab token expires on {state.expires_on.isoformat()} (in {days} day(s)): "
-        "rotate it and update SCIM_BRIDGE_GITLAB_TOKEN before then"
+        f"{advice} before then"
     )
 
 
 class TokenWatch:
-    """Reads the token (``read``: ``GitLab.token_info``) now and every ``interval`` seconds."""
+    """Reads the token (``read``: ``GitLab.token_info``) now and every ``interval`` seconds.
+
+    With ``rotate`` (the stored token's ``TokenRotation.rotate_if_due``, bound to ``[gitlab]
+    rotate_days_before_expiry``), a reading within ``rotate_days`` of the expiry rotates the
+    token; the rotation decides again for itself, so one instance of several rotates.
+    """
 
     def __init__(
-        self, read: Callable[[], dict[str, Any]], *, interval: float = READ_INTERVAL_SECONDS
+        self,
+        read: Callable[[], dict[str, Any]],
+        *,
+        interval: float = READ_INTERVAL_SECONDS,
+        rotate: Callable[[], object] | None = None,
+        rotate_days: int = 0,
+        stored: bool = False,
     ) -> None:
         self.read = read
+        self.stored = stored  # the token is the bridge's to rotate: the warning says how
         self.interval = interval
+        self.rotate = rotate
+        self.rotate_days = rotate_days
 
     def check(self) -> TokenState | None:
         """One reading: the metric set, and the log told of what needs an operator."""
@@ -108,6 +128,8 @@ class TokenWatch:
         except Exception as error:  # GitLab down, or a token GitLab no longer accepts
             log.error("cannot read the GitLab token (GET /personal_access_tokens/self): %s", error)
             return None
+        if self._due(state):
+            state = self._rotated() or state
         GITLAB_TOKEN_EXPIRY.set(state.expiry_timestamp())
         if not state.active:
             log.error("the GitLab token is revoked or inactive: provisioning stops")
@@ -117,10 +139,24 @@ class TokenWatch:
                 REQUIRED_SCOPE,
                 ", ".join(state.scopes) or "none",
             )
-        warning = expiry_warning(state, clock.now().date())
+        warning = expiry_warning(state, clock.now().date(), stored=self.stored)
         if warning is not None:
             log.warning("%s", warning)
         return state
+
+    def _due(self, state: TokenState) -> bool:
+        days = state.days_left(clock.now().date())
+        return self.rotate is not None and days is not None and days <= self.rotate_days
+
+    def _rotated(self) -> TokenState | None:
+        """Rotate, and read the token in use afterwards (None: the rotation failed)."""
+        assert self.rotate is not None
+        try:
+            self.rotate()
+            return TokenState.from_api(self.read())
+        except Exception as error:  # GitLab refused, or its answer was lost: say so, loudly
+            log.error("the GitLab token could not be rotated: %s", error)
+            return None
 
     def start(self, stop: threading.Event) -> threading.Thread:
         """Read now, then every ``interval`` until ``stop`` is set."""

@@ -17,7 +17,9 @@ from scim_bridge.checks.local import check_credentials
 from scim_bridge.checks.local import check_database
 from scim_bridge.checks.local import check_settings
 from scim_bridge.checks.local import database_ready
+from scim_bridge.checks.token_storage import check_token_storage
 from scim_bridge.gitlab.client import GitLab
+from scim_bridge.store.gitlab_token import GitLabTokenStore
 
 if TYPE_CHECKING:
     from scim_bridge.bridge import Bridge
@@ -36,11 +38,16 @@ def run_all(bridge: Bridge) -> list[Finding]:
             settings.auth.entra,
         )
     config = settings.gitlab
+    token = config.token or ""
+    if database_ready(database) and not config.planned_only:
+        source = check_token_storage(config, bridge.token_vault, GitLabTokenStore(bridge.db).read())
+        findings += source.findings
+        token = source.token
     findings += check_gitlab(
         config,
         settings.groups,
         # Not `bridge.gitlab`: its calls are audited, and a pre-flight check writes nothing.
-        lambda: GitLab(config.url or "", config.token or "", timeout=config.timeout_seconds),
+        lambda: GitLab(config.url or "", token, timeout=config.timeout_seconds),
         protected_usernames=settings.users.protected_usernames,
         links=bridge.links.all if database_ready(database) else None,
     )

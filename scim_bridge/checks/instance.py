@@ -150,6 +150,9 @@ class _GitLabChecks:
     def add(self, level: Level, subject: str, message: str) -> None:
         self.findings.append(Finding(level, subject, message))
 
+    def _token_name(self) -> str:
+        return "the stored GitLab token" if self.config.stored_token else "SCIM_BRIDGE_GITLAB_TOKEN"
+
     def run(self) -> list[Finding]:
         try:
             self.instance()
@@ -178,7 +181,7 @@ class _GitLabChecks:
             self.add(
                 Level.FAIL,
                 "token",
-                f"GitLab refused SCIM_BRIDGE_GITLAB_TOKEN ({_said(error)}): it is wrong, "
+                f"GitLab refused {self._token_name()} ({_said(error)}): it is wrong, "
                 f"expired or revoked; {TOKEN_ADVICE}",
             )
         except TransientError as error:
@@ -265,7 +268,9 @@ class _GitLabChecks:
         return scopes
 
     def _warn_expiry(self, info: dict[str, Any]) -> None:
-        warning = expiry_warning(TokenState.from_api(info), clock.now().date())
+        warning = expiry_warning(
+            TokenState.from_api(info), clock.now().date(), stored=self.config.stored_token
+        )
         if warning is not None:
             self.add(Level.WARN, "token", warning)
 

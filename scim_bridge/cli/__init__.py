@@ -1,5 +1,5 @@
 """The ``scim-bridge`` command: serve, worker, check, reconcile, tokens, clients, users, jobs,
-audit, db (DESIGN.md).
+audit, db, gitlab (DESIGN.md).
 
 One module per command group; ``main`` gathers them. ``table.py`` prints every listing.
 """
@@ -12,6 +12,7 @@ from scim_bridge import __version__
 from scim_bridge import logs
 from scim_bridge.cli import audit_trail
 from scim_bridge.cli import credentials
+from scim_bridge.cli import gitlab_token
 from scim_bridge.cli import links
 from scim_bridge.cli import preflight
 from scim_bridge.cli import queue
@@ -37,5 +38,6 @@ main.add_command(links.users)
 main.add_command(queue.jobs)
 main.add_command(audit_trail.audit)
 main.add_command(schema.db)
+main.add_command(gitlab_token.gitlab)
 
 __all__ = ["main"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -11,6 +12,7 @@ from typing import TypeVar
 
 import click
 
+from scim_bridge import context
 from scim_bridge.auth.clients import ClientError
 from scim_bridge.auth.tokens import TokenError
 from scim_bridge.bridge import Bridge
@@ -19,11 +21,22 @@ from scim_bridge.settings import Settings
 from scim_bridge.settings import SettingsError
 from scim_bridge.settings import load_settings
 from scim_bridge.store.migrate import SchemaError
+from scim_bridge.token_rotation import RotationError
+from scim_bridge.token_vault import TokenVaultError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # How long a command waits for the jobs it queued before it leaves them to the worker.
 REPAIR_SECONDS = 300.0
+
+
+def operator_context() -> context.RequestContext:
+    """Who runs a command that changes something, for the audit trail."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # no user name in a bare container
+        name = "unknown"
+    return context.RequestContext(actor=f"cli:{name}", source="cli")
 
 
 def fail(message: str) -> NoReturn:
@@ -52,7 +65,15 @@ def friendly(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except (SettingsError, SchemaError, TokenError, ClientError, OperatorLinkError) as error:
+        except (
+            SettingsError,
+            SchemaError,
+            TokenError,
+            ClientError,
+            OperatorLinkError,
+            TokenVaultError,
+            RotationError,
+        ) as error:
             fail(str(error))
 
     return wrapper  # type: ignore[return-value]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-
 import click
 
 from scim_bridge import context
@@ -11,17 +9,9 @@ from scim_bridge.bridge import Bridge
 from scim_bridge.cli.common import REPAIR_SECONDS
 from scim_bridge.cli.common import friendly
 from scim_bridge.cli.common import open_bridge
+from scim_bridge.cli.common import operator_context
 from scim_bridge.cli.table import print_table
 from scim_bridge.provisioning.reconciling import Rejected
-
-
-def _operator() -> context.RequestContext:
-    """Who runs a command that changes links, for the audit trail."""
-    try:
-        name = getpass.getuser()
-    except Exception:  # no user name in a bare container
-        name = "unknown"
-    return context.RequestContext(actor=f"cli:{name}", source="cli")
 
 
 @click.group()
@@ -41,7 +31,7 @@ def users_link(scim_user_name: str, gitlab_username: str) -> None:
     email, identity or state.
     """
     bridge = open_bridge()
-    with context.bound(_operator()):
+    with context.bound(operator_context()):
         link, protected, keys = bridge.operator_links.link(scim_user_name, gitlab_username)
         account = f"GitLab account {link.gitlab_username} (id {link.gitlab_user_id})"
         if not link.user_id:
@@ -64,7 +54,7 @@ def users_link(scim_user_name: str, gitlab_username: str) -> None:
 def users_unlink(scim_user_name: str) -> None:
     """Forget a SCIM user's link; GitLab keeps the account and its memberships as they are."""
     bridge = open_bridge()
-    with context.bound(_operator()):
+    with context.bound(operator_context()):
         link = bridge.operator_links.unlink(scim_user_name)
     if not link.user_id:
         click.echo(f"{scim_user_name} will not be linked to {link.gitlab_username}")

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from scim_bridge import __version__
+from scim_bridge import context
 from scim_bridge.bridge import Bridge
 from scim_bridge.cli.common import friendly
 from scim_bridge.cli.common import open_bridge
@@ -142,6 +143,24 @@ def _supervise(commands: list[list[str]], env: dict[str, str] | None = None) -> 
     sys.exit(0 if stopping.is_set() else next((code for code in codes if code), 1))
 
 
+#: The audit trail's actor of a rotation the worker decided on (``[gitlab] rotate_days_before_expiry``).
+TOKEN_WATCH_ACTOR = "token-watch"
+
+
+def token_watch(bridge: Bridge) -> TokenWatch:
+    """The daily reading of the token; it rotates a stored token when the settings ask it to."""
+    rotation = bridge.token_rotation
+    days = bridge.settings.gitlab.rotate_days_before_expiry
+    if rotation is None or days <= 0:
+        return TokenWatch(bridge.gitlab.token_info, stored=rotation is not None)
+
+    def rotate() -> object:
+        with context.bound(context.RequestContext(actor=TOKEN_WATCH_ACTOR, source="worker")):
+            return rotation.rotate_if_due(days)
+
+    return TokenWatch(bridge.gitlab.token_info, rotate=rotate, rotate_days=days, stored=True)
+
+
 @click.command()
 @friendly
 def worker() -> None:
@@ -161,7 +180,7 @@ def worker() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if not bridge.gitlab.dry_run:  # its expiry as a metric, at start and daily
-        TokenWatch(bridge.gitlab.token_info).start(stop)
+        token_watch(bridge).start(stop)
     drift = bridge.drift_repair()
     if drift is not None:  # one instance's turn per [reconcile] drift_interval_minutes
         drift.start(stop)
