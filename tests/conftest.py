@@ -221,7 +221,7 @@ class BridgeUnderTest:
 def make_bridge(database_url: str) -> Iterator[Callable[..., BridgeUnderTest]]:
     made: list[BridgeUnderTest] = []
 
-    def factory(gitlab: GitLabDouble | None = None, **sections: Any) -> BridgeUnderTest:
+    def factory(gitlab: GitLabDouble | None = None, /, **sections: Any) -> BridgeUnderTest:
         settings = make_settings(database_url, gitlab.url if gitlab else None, **sections)
         bridge = BridgeUnderTest(settings)
         made.append(bridge)

@@ -7,15 +7,18 @@ exactly as before, and no write request touched it (DESIGN.md, Ownership).
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scim_bridge import clock
 from scim_bridge.settings import GroupRule
 from scim_bridge.store import audit
 from scim_bridge.store.links import UserLink
+from scim_bridge.token_vault import new_key
 from tests.conftest import ADMIN_TOKEN
 from tests.conftest import cli_environment
 from tests.conftest import entra_user
@@ -682,3 +685,27 @@ def test_drift_repair_never_writes_an_account_the_bridge_must_not_write(
     untouched.check()
     events = list(audit.events(bridge.bridge.db, action_prefix="drift.repair"))
     assert [(e["actor"], e["target"]) for e in events] == [("drift", "acme/engineering")]
+
+
+# -- The bridge's own token ---------------------------------------------------------------------
+
+
+def test_no_scim_request_rotates_the_token_only_the_operator_or_the_worker_can(
+    make_bridge: Any, gitlab: Any, serve: Any, database_url: str
+) -> None:
+    """`POST /personal_access_tokens/self/rotate` reaches one account's token: the bridge's own
+    (``self``). A SCIM caller cannot trigger it, even with the token a day from expiry and the
+    worker set to rotate it: only `scim-bridge gitlab rotate-token` and the worker's reading do."""
+    gitlab.set_token_expiry(ADMIN_TOKEN, clock.now().date() + dt.timedelta(days=1))
+    bridge = make_bridge(gitlab, gitlab={"token_key": new_key(), "rotate_days_before_expiry": 30})
+    live = serve(bridge)
+    created = live.post("/Users", entra_user("alice@contoso.com"))
+    assert created.status_code == 201, created.text
+    user_id = created.json()["id"]
+    patch = [{"op": "Replace", "path": "displayName", "value": "Alice B"}]
+    assert live.patch(f"/Users/{user_id}", patch).status_code == 200
+    assert live.delete(f"/Users/{user_id}").status_code == 204
+    bridge.run_worker()
+
+    assert gitlab.calls("POST", "/api/v4/personal_access_tokens/self/rotate") == []
+    assert gitlab.state.tokens[ADMIN_TOKEN].active
