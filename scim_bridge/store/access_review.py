@@ -38,7 +38,7 @@ from scim_bridge.store.schema import users
 # The audit event in which the GitLab group reconciler names every membership it changed.
 MEMBERSHIPS_EVENT = "reconcile.memberships"
 # Audit events read per query when finding since when each membership holds.
-EVENT_BATCH = 500
+EVENT_BATCH = 10
 # Actions of a ``reconcile.memberships`` change after which the bridge holds the membership at
 # its present level; the others end what the bridge held.
 HOLDING = frozenset({"set", "raised"})
