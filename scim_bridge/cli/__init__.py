@@ -1,5 +1,5 @@
 """The ``scim-bridge`` command: serve, worker, check, reconcile, tokens, clients, users, jobs,
-audit, db, gitlab (DESIGN.md).
+audit, db, gitlab, access (DESIGN.md).
 
 One module per command group; ``main`` gathers them. ``table.py`` prints every listing.
 """
@@ -10,6 +10,7 @@ import click
 
 from scim_bridge import __version__
 from scim_bridge import logs
+from scim_bridge.cli import access
 from scim_bridge.cli import audit_trail
 from scim_bridge.cli import credentials
 from scim_bridge.cli import gitlab_token
@@ -39,5 +40,6 @@ main.add_command(queue.jobs)
 main.add_command(audit_trail.audit)
 main.add_command(schema.db)
 main.add_command(gitlab_token.gitlab)
+main.add_command(access.access)
 
 __all__ = ["main"]

@@ -7,6 +7,7 @@ as an in-memory fake. Every method raises only `scim_bridge.gitlab.errors` error
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 from scim_bridge.gitlab.types import GitLabGroup
@@ -35,6 +36,10 @@ class UsersApi(Protocol):
         ...
 
     def admins(self) -> list[GitLabUser]: ...
+
+    def each_with_identity(self, provider: str) -> Iterator[GitLabUser]:
+        """Active accounts with an identity under `provider`, a page at a time."""
+        ...
 
     def create(
         self, *, username: str, email: str, name: str, provider: str | None, extern_uid: str | None
@@ -81,6 +86,10 @@ class MembersApi(Protocol):
 
     def list_all(self, group_id: int, user_ids: list[int] | None = None) -> list[Member]:
         """Direct and inherited members, each at its highest level."""
+        ...
+
+    def each_direct(self, group_id: int) -> Iterator[Member]:
+        """Direct members, a page at a time."""
         ...
 
     def add_many(self, group_id: int, user_ids: list[int], access_level: int) -> None:

@@ -93,6 +93,19 @@ def admins() -> Request:
     return Request("GET", "/users", {"admins": "true"})
 
 
+def active_users() -> Request:
+    """Every active account, oldest first, for a listing that streams (the access report).
+
+    Keyset pagination, which `/users` needs past 50,000 rows (gitlab.md §1.11); the pages
+    are followed by their `Link: rel="next"`, which offset pagination also gives.
+    """
+    return Request(
+        "GET",
+        "/users",
+        {"active": "true", "pagination": "keyset", "order_by": "id", "sort": "asc"},
+    )
+
+
 def create_user(
     *, username: str, email: str, name: str, provider: str | None, extern_uid: str | None
 ) -> Request:

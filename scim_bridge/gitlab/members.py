@@ -13,6 +13,7 @@ from scim_bridge.gitlab.errors import InvalidError
 from scim_bridge.gitlab.errors import NotFoundError
 from scim_bridge.gitlab.errors import group_missing
 from scim_bridge.gitlab.group_ids import GroupIds
+from scim_bridge.gitlab.paging import each_row
 from scim_bridge.gitlab.transport import Transport
 from scim_bridge.gitlab.transport import as_dict
 from scim_bridge.gitlab.types import Member
@@ -45,6 +46,13 @@ class MemberManager:
     def list_all(self, group_id: int, user_ids: list[int] | None = None) -> list[Member]:
         """Direct and inherited members, each at its highest level."""
         return self._list(group_id, user_ids, inherited=True)
+
+    def each_direct(self, group_id: int) -> Iterator[Member]:
+        """Direct members a page at a time (a report over a group of any size)."""
+        request = endpoints.list_members(group_id, inherited=False)
+        with self._forgetting_if_gone(group_id):
+            for row in each_row(self._t, request):
+                yield Member.from_api(row)
 
     def add_many(self, group_id: int, user_ids: list[int], access_level: int) -> None:
         """Add or overwrite members at `access_level`, 100 users per call.

@@ -7,6 +7,7 @@ share) as CallRecords: planned=True, status None, outcome "planned".
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from scim_bridge.gitlab import endpoints
@@ -62,6 +63,10 @@ class PlannedUserManager:
     def admins(self) -> list[GitLabUser]:
         self._p.plan(endpoints.admins())
         return []
+
+    def each_with_identity(self, provider: str) -> Iterator[GitLabUser]:
+        self._p.plan(endpoints.active_users())
+        return iter(())
 
     def create(
         self, *, username: str, email: str, name: str, provider: str | None, extern_uid: str | None
@@ -136,6 +141,10 @@ class PlannedMemberManager:
     def list_all(self, group_id: int, user_ids: list[int] | None = None) -> list[Member]:
         self._p.plan(endpoints.list_members(group_id, inherited=True))
         return []
+
+    def each_direct(self, group_id: int) -> Iterator[Member]:
+        self._p.plan(endpoints.list_members(group_id, inherited=False))
+        return iter(())
 
     def add_many(self, group_id: int, user_ids: list[int], access_level: int) -> None:
         for batch in batches(user_ids):

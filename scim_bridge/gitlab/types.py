@@ -72,10 +72,18 @@ class GitLabGroup:
 class Member:
     user_id: int
     access_level: int
+    # Read by the access report only; a member is its user and level, so they are not compared.
+    username: str | None = field(default=None, compare=False)
+    created_at: str | None = field(default=None, compare=False)  # when the membership was made
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Member:
-        return cls(user_id=int(data["id"]), access_level=int(data["access_level"]))
+        return cls(
+            user_id=int(data["id"]),
+            access_level=int(data["access_level"]),
+            username=str(data["username"]) if data.get("username") else None,
+            created_at=str(data["created_at"]) if data.get("created_at") else None,
+        )
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from scim_bridge.gitlab import endpoints
 from scim_bridge.gitlab.endpoints import Request
 from scim_bridge.gitlab.errors import ConflictError
 from scim_bridge.gitlab.errors import InvalidError
+from scim_bridge.gitlab.paging import each_row
 from scim_bridge.gitlab.transport import Transport
 from scim_bridge.gitlab.transport import as_dict
 from scim_bridge.gitlab.types import GitLabUser
@@ -57,6 +60,18 @@ class UserManager:
         """Every administrator: `GET /users?admins=true` (all pages)."""
         rows = self._t.rows(endpoints.admins(), get_all=True)
         return [GitLabUser.from_api(row) for row in rows]
+
+    def each_with_identity(self, provider: str) -> Iterator[GitLabUser]:
+        """Every active account with an identity under `provider`, oldest first, a page at a
+        time (admin only: others see no identities).
+
+        GitLab filters by identity only for one `extern_uid` (gitlab.md §1.4), so this reads
+        `GET /users?active=true` page by page and keeps the accounts that carry one.
+        """
+        for row in each_row(self._t, endpoints.active_users()):
+            user = GitLabUser.from_api(row)
+            if user.identity(provider) is not None:
+                yield user
 
     # -- writes ----------------------------------------------------------------------------
 
