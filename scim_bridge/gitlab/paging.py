@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import gitlab
 from gitlab.client import GitlabList
 
 from scim_bridge.gitlab.endpoints import Request
@@ -25,7 +26,14 @@ def each_row(transport: Transport, request: Request) -> Iterator[dict[str, Any]]
     assert isinstance(listing, GitlabList), "iterator=True always answers a GitlabList"
     while True:
         try:
-            row = transport.call(lambda gl: next(listing))
+            row = transport.call(lambda gl: next(_on(listing, gl)))
         except StopIteration:
             return
         yield dict(row)
+
+
+def _on(listing: GitlabList, gl: gitlab.Gitlab) -> GitlabList:
+    """The listing, its next page fetched with ``gl``: the transport's client of this call, which
+    carries the token in use now (a rotation during a long report must not send the old one)."""
+    listing._gl = gl  # python-gitlab keeps the client it was made with; no public way to swap it
+    return listing

@@ -60,3 +60,27 @@ def test_a_listing_is_read_lazily(
     assert records == []
     next(listing)
     assert len(records) == 1, "only the first page is read for the first account"
+
+
+def test_a_token_replaced_during_a_listing_sends_its_next_page_with_the_new_one(
+    double: GitLabDouble,
+) -> None:
+    for n in range(250):
+        double.add_user(f"sso{n}", f"sso{n}@example.com", identities=[(PROVIDER, f"oid-{n}")])
+    double.add_token("glpat-first", 1, ["api"])
+    double.add_token("glpat-second", 1, ["api"])
+    current = ["glpat-first"]
+    client = GitLab(double.url, lambda: current[0])
+    double.clear_requests()
+
+    listing = client.users.each_with_identity(PROVIDER)
+    next(listing)
+    current[0] = "glpat-second"  # rotated elsewhere while the report reads
+    rest = list(listing)
+
+    assert len(rest) == 249
+    assert [call.token for call in double.requests] == [
+        "glpat-first",
+        "glpat-second",
+        "glpat-second",
+    ]
