@@ -263,7 +263,7 @@ def main() -> int:
         f"peak RSS of the report process (ru_maxrss): at {first} users {rss_first / 1024:.1f} MiB; "
         f"at {last} users {rss_last / 1024:.1f} MiB; ratio {ratio:.2f}"
     )
-    targets = Targets()
+    targets = Targets(issue=14)
     targets.add(
         f"peak RSS at {last} users < {TARGET_RSS_RATIO}x at {first}",
         f"{ratio:.2f}x",

@@ -648,13 +648,14 @@ def verdict(ok: bool | None) -> str:
 class Targets:
     """Each target beside its figure, PASS/FAIL (n/a when the figure could not be measured)."""
 
+    issue: int = 13  # whose acceptance the targets are
     rows: list[tuple[str, str, bool | None]] = field(default_factory=list)
 
     def add(self, name: str, figure: str, ok: bool | None) -> None:
         self.rows.append((name, figure, ok))
 
     def print(self) -> None:
-        print("\ntargets (issue 13)")
+        print(f"\ntargets (issue {self.issue})")
         width = max((len(name) for name, _, _ in self.rows), default=10)
         for name, figure, ok in self.rows:
             print(f"  {name:<{width}}  {figure:>22}  {verdict(ok)}")

@@ -26,6 +26,7 @@ from scim_bridge import clock
 from scim_bridge.store import audit
 from scim_bridge.store.db import Database
 from scim_bridge.store.documents import folded
+from scim_bridge.store.gitlab_memberships import GitLabMembershipStore
 from scim_bridge.store.gitlab_memberships import Managed
 from scim_bridge.store.schema import audit_events
 from scim_bridge.store.schema import group_members
@@ -83,15 +84,7 @@ class AccessRecords:
 
     def mapped_groups(self) -> list[str]:
         """Every GitLab group a mapping names or the bridge manages a membership in, sorted."""
-        with self.db.transaction(write=False) as tx:
-            return sorted(
-                tx.connection.execute(
-                    union(
-                        select(group_targets.c.gitlab_group),
-                        select(managed_memberships.c.gitlab_group),
-                    )
-                ).scalars()
-            )
+        return GitLabMembershipStore(self.db).concerned_groups()
 
     def holders(
         self, path: str, *, after: str | None, limit: int, only: Collection[str] | None = None

@@ -8,9 +8,20 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
+
+
+def until(condition: Callable[[], bool], seconds: float = 60.0) -> bool:
+    """Whether ``condition`` came true within ``seconds`` (polled every 0.1 s)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def free_port() -> int:

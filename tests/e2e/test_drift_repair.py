@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,12 @@ from tests.conftest import SCIM_JSON
 from tests.conftest import entra_user
 from tests.conftest import run_cli
 from tests.e2e.live_server import Server
+from tests.e2e.live_server import until
 
 pytestmark = pytest.mark.slow
 
 # 0.6 s: turns come often enough for a test, each repair's job runs well within the next one.
 INTERVAL_MINUTES = "0.01"
-
-
-def until(condition: Callable[[], bool], seconds: float = 60.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def drift_environment(environment: dict[str, str], tmp_path: Path) -> dict[str, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,11 @@ from tests.conftest import SCIM_JSON
 from tests.conftest import entra_user
 from tests.conftest import run_cli
 from tests.e2e.live_server import Server
+from tests.e2e.live_server import until
 
 pytestmark = pytest.mark.slow
 
 ROTATE = "/api/v4/personal_access_tokens/self/rotate"
-
-
-def until(condition: Callable[[], bool], seconds: float = 60.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def start(env: dict[str, str], tmp_path: Path, servers: list[Server], database_url: str) -> None:
