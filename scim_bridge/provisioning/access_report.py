@@ -12,8 +12,8 @@ holds one). This module joins them and yields :class:`Row`s as it goes, for the 
 3. **unexplained members**: direct members of mapped groups that no grant and no managed
    membership explains (the group's members, a page at a time), marked ``manual``.
 
-Nothing is held beyond a chunk (100 SCIM users, or a page of GitLab's), except, per group, the
-time the bridge last set each membership it manages there (``AccessRecords.since``). The report
+Nothing is held beyond a chunk (100 SCIM users, or a page of GitLab's); since when the bridge
+holds a membership at its level is stored with it (``Managed.since``). The report
 reads GitLab only, through the same client as everything else, and audits each read like any
 other call, as the actor ``access-report``. In dry-run it shows the store's side only.
 """
@@ -156,7 +156,6 @@ class AccessReport:
         if self.reads_gitlab and group is None:
             yield notice(f"GitLab group {path} does not exist: no membership in it is held")
             return
-        since = self.records.since(path, planned=not self.reads_gitlab)
         only = self._only_scim_ids()
         after: str | None = None
         while True:
@@ -166,7 +165,7 @@ class AccessReport:
             after = holders[-1].user_id
             direct, effective = self._levels(group, holders)
             for holder in holders:
-                row = self._membership(path, holder, direct, effective, since)
+                row = self._membership(path, holder, direct, effective)
                 if row is not None:
                     yield row
             if len(holders) < CHUNK:
@@ -193,7 +192,6 @@ class AccessReport:
         holder: Holder,
         direct: dict[int, Member],
         effective: dict[int, Member],
-        since: dict[int, datetime],
     ) -> Row | None:
         desired = max((grant.level for grant in holder.grants), default=NO_ACCESS)
         granted = self._grants(path, holder.grants)
@@ -210,9 +208,9 @@ class AccessReport:
             level = max(desired, managed.level if managed else NO_ACCESS)
             if level == NO_ACCESS:
                 return None
-            held = since.get(account) if account is not None else None
             reason = self._reason(managed, granted, desired, direct=None)
-            return replace(row, level=_level(level), reason=reason, since=_iso(held))
+            since = managed.since if managed is not None else None
+            return replace(row, level=_level(level), reason=reason, since=_iso(since))
         if account is None:
             return None  # no account yet: nothing is held
         member = direct.get(account)
@@ -236,12 +234,12 @@ class AccessReport:
             if decision.action == "set" and decision.level is not None:
                 wanted = _level(decision.level)
             reason += f"; not yet as the rules say ({wanted}): see `scim-bridge reconcile`"
-        held = since.get(account) if managed is not None and not inherited else None
+        since = managed.since if managed is not None and not inherited else None
         return replace(
             row,
             level=_level(member.access_level),
             reason=reason,
-            since=_iso(held) or _iso(member.created_at),
+            since=_iso(since) or _iso(member.created_at),
         )
 
     def _reason(

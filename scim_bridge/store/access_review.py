@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,21 +27,12 @@ from scim_bridge.store.db import Database
 from scim_bridge.store.documents import folded
 from scim_bridge.store.gitlab_memberships import GitLabMembershipStore
 from scim_bridge.store.gitlab_memberships import Managed
-from scim_bridge.store.schema import audit_events
 from scim_bridge.store.schema import group_members
 from scim_bridge.store.schema import group_targets
 from scim_bridge.store.schema import groups
 from scim_bridge.store.schema import managed_memberships
 from scim_bridge.store.schema import user_links
 from scim_bridge.store.schema import users
-
-# The audit event in which the GitLab group reconciler names every membership it changed.
-MEMBERSHIPS_EVENT = "reconcile.memberships"
-# Audit events read per query when finding since when each membership holds.
-EVENT_BATCH = 10
-# Actions of a ``reconcile.memberships`` change after which the bridge holds the membership at
-# its present level; the others end what the bridge held.
-HOLDING = frozenset({"set", "raised"})
 
 
 @dataclass(frozen=True)
@@ -154,7 +144,9 @@ class AccessRecords:
                 )
             accounts = [row.gitlab_user_id for row in links.values() if row.gitlab_user_id]
             managed = {
-                row.gitlab_user_id: Managed(row.access_level, row.prior_level)
+                row.gitlab_user_id: Managed(
+                    row.access_level, row.prior_level, clock.aware(row.since)
+                )
                 for row in connection.execute(
                     select(managed_memberships).where(
                         managed_memberships.c.gitlab_group == path,
@@ -256,52 +248,6 @@ class AccessRecords:
             ).all()
         user_ids.update(row.user_id for row in rows)
         return user_ids, {row.gitlab_user_id for row in rows if row.gitlab_user_id is not None}
-
-    def since(self, path: str, *, planned: bool = False) -> dict[int, datetime]:
-        """GitLab account → when the bridge last set the membership it holds in the group, from
-        the ``reconcile.memberships`` events (planned ones only in dry-run).
-
-        One entry per membership the bridge manages there (an account id and a time), built
-        from the group's events read ``EVENT_BATCH`` at a time.
-        """
-        held: dict[int, datetime] = {}
-        for event in self._membership_events(path):
-            detail = event["detail"] or {}
-            if bool(detail.get("planned")) != planned:
-                continue
-            at = clock.aware(event["at"])
-            assert at is not None
-            for change in detail.get("changes") or ():
-                account = change.get("gitlab_user_id")
-                if not isinstance(account, int):
-                    continue
-                if change.get("action") in HOLDING:
-                    held[account] = at
-                elif change.get("action") != "refused":
-                    held.pop(account, None)
-        return held
-
-    def _membership_events(self, path: str) -> Iterator[dict[str, Any]]:
-        after = 0
-        while True:
-            with self.db.transaction(write=False) as tx:
-                rows = [
-                    dict(row)
-                    for row in tx.connection.execute(
-                        select(audit_events.c.id, audit_events.c.at, audit_events.c.detail)
-                        .where(
-                            audit_events.c.action == MEMBERSHIPS_EVENT,
-                            audit_events.c.target == path,
-                            audit_events.c.id > after,
-                        )
-                        .order_by(audit_events.c.id)
-                        .limit(EVENT_BATCH)
-                    ).mappings()
-                ]
-            yield from rows
-            if len(rows) < EVENT_BATCH:
-                return
-            after = rows[-1]["id"]
 
     def audit_reads(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Write the audit events of the report's GitLab reads, in one transaction."""

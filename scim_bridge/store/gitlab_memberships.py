@@ -26,6 +26,7 @@ from sqlalchemy import union
 from scim_bridge import clock
 from scim_bridge.store import jobs
 from scim_bridge.store import memberships as member_rows
+from scim_bridge.store.db import ROWS_PER_STATEMENT
 from scim_bridge.store.db import Database
 from scim_bridge.store.db import upsert
 from scim_bridge.store.schema import group_members
@@ -43,6 +44,8 @@ class Managed:
 
     level: int
     prior: int | None  # the level found in place before the bridge raised it; None if it created it
+    # When the bridge set ``level`` (kept while the level stays); not part of what is managed.
+    since: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,8 @@ class GitLabMembershipStore:
         with, unless a newer mark came in meanwhile."""
         with self.db.transaction(write=True) as tx:
             connection = tx.connection
+            kept = _levels_and_since(connection, gitlab_group, [a for a, m in managed.items() if m])
+            now = clock.now()
             for account, remember in managed.items():
                 connection.execute(
                     delete(managed_memberships).where(
@@ -153,12 +158,14 @@ class GitLabMembershipStore:
                     )
                 )
                 if remember is not None:
+                    level, since = kept.get(account, (None, None))
                     connection.execute(
                         managed_memberships.insert().values(
                             gitlab_group=gitlab_group,
                             gitlab_user_id=account,
                             access_level=remember.level,
                             prior_level=remember.prior,
+                            since=since if level == remember.level else now,
                         )
                     )
             for user_id, marked_at in settled.items():
@@ -220,7 +227,30 @@ def _state(connection: Connection, path: str, users: list[str] | None) -> Member
             managed_memberships.c.gitlab_user_id.in_(list(accounts.values()))
         )
     managed = {
-        row.gitlab_user_id: Managed(row.access_level, row.prior_level)
+        row.gitlab_user_id: Managed(row.access_level, row.prior_level, clock.aware(row.since))
         for row in connection.execute(managed_rows)
     }
     return MembershipState(dict(levels), accounts, managed)
+
+
+def _levels_and_since(
+    connection: Connection, gitlab_group: str, accounts: list[int]
+) -> dict[int, tuple[int, datetime | None]]:
+    """The level each of these accounts is managed at now, and since when: a level remembered
+    again unchanged keeps its time."""
+    kept: dict[int, tuple[int, datetime | None]] = {}
+    for start in range(0, len(accounts), ROWS_PER_STATEMENT):
+        for row in connection.execute(
+            select(
+                managed_memberships.c.gitlab_user_id,
+                managed_memberships.c.access_level,
+                managed_memberships.c.since,
+            ).where(
+                managed_memberships.c.gitlab_group == gitlab_group,
+                managed_memberships.c.gitlab_user_id.in_(
+                    accounts[start : start + ROWS_PER_STATEMENT]
+                ),
+            )
+        ):
+            kept[row.gitlab_user_id] = (row.access_level, row.since)
+    return kept

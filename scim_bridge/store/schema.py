@@ -256,6 +256,9 @@ managed_memberships = Table(
     Column("gitlab_user_id", Integer, primary_key=True),
     Column("access_level", Integer, nullable=False),
     Column("prior_level", Integer, nullable=True),
+    # When the bridge set this level (migration 0010): the access review's "since"; None for a
+    # membership set before the column existed.
+    Column("since", DateTime(timezone=True), nullable=True),
 )
 
 bridge_state = Table(

@@ -3,8 +3,13 @@ and forgotten, and the state a reconciler decides on."""
 
 from __future__ import annotations
 
+from datetime import UTC
+from datetime import datetime
 from datetime import timedelta
 
+import pytest
+
+from scim_bridge import clock
 from scim_bridge.store.db import Database
 from scim_bridge.store.gitlab_memberships import GitLabMembershipStore
 from scim_bridge.store.gitlab_memberships import Managed
@@ -14,6 +19,7 @@ from tests.store.group_rows import stored_group
 from tests.store.group_rows import stored_user
 
 BATCH = 100
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 def test_settling_clears_only_the_marks_it_read(db: Database) -> None:
@@ -57,3 +63,25 @@ def test_a_linked_user_has_its_groups_looked_at_again(db: Database) -> None:
     jane = stored_user(db, "jane")
     group = stored_group(db, "Developers", [jane])
     assert GitLabMembershipStore(db).note_user_linked(jane) == [f"scim_group:{group}"]
+
+
+def test_a_managed_level_keeps_its_time_until_the_level_changes(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`since` (the access review's): when the bridge set the level, not when it last looked."""
+    store = GitLabMembershipStore(db)
+    times = iter(T0 + timedelta(hours=hour) for hour in range(10))
+    monkeypatch.setattr(clock, "now", lambda: next(times))
+
+    store.settle("acme/dev", {7: Managed(30, None), 8: Managed(40, 20)}, {})
+    store.settle("acme/dev", {7: Managed(30, None), 8: Managed(50, 20)}, {})  # 8 raised again
+    store.settle("acme/dev", {7: Managed(30, None)}, {})
+
+    managed = store.everyone("acme/dev").managed
+    assert {account: m.since for account, m in managed.items()} == {
+        7: T0,
+        8: T0 + timedelta(hours=1),
+    }
+    store.settle("acme/dev", {7: None}, {})
+    store.settle("acme/dev", {7: Managed(30, None)}, {})  # set again after it went
+    assert store.everyone("acme/dev").managed[7].since == T0 + timedelta(hours=4)
