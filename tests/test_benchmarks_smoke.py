@@ -74,6 +74,6 @@ def test_access_report_prints_rows_calls_and_its_memory_ratio() -> None:
     out = run("access_report.py", "--users", "300", "--first", "100")
     assert "100 users: rows 100 memberships, 1 orphans, 1 manual" in out, out
     assert "300 users: rows 300 memberships, 3 orphans, 3 manual" in out, out
-    assert "peak RSS of the report process (ru_maxrss): at 100 users" in out
+    assert "peak RSS of the report process (VmHWM): at 100 users" in out
     assert re.search(r"GitLab calls \d+ \(\d+ GET\)", out), out
     assert "peak RSS at 300 users < 1.5x at 100" in out
