@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import re
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +123,14 @@ def tenant(make_bridge: Any, gitlab: Any, database_url: str, tmp_path: Path) -> 
 
 
 def membership_since(bridge: BridgeUnderTest, username: str, path: str) -> str:
-    """When the bridge's `reconcile.memberships` event set the account's membership."""
+    """When the bridge set the account's membership (the store's, which its
+    `reconcile.memberships` event of that moment names too), to the second, as the report says."""
     account = next(u for u in bridge.bridge.links.all() if u.gitlab_username == username)
-    times = [
-        event["at"]
+    assert account.gitlab_user_id is not None
+    managed = bridge.bridge.gitlab_memberships.everyone(path).managed[account.gitlab_user_id]
+    assert managed.since is not None
+    events = [
+        event
         for event in audit.events(bridge.bridge.db, action_prefix="reconcile.memberships")
         if event["target"] == path
         and any(
@@ -133,7 +138,8 @@ def membership_since(bridge: BridgeUnderTest, username: str, path: str) -> str:
             for change in event["detail"]["changes"]
         )
     ]
-    return str(audit.instant(times[-1]))[:19] + "Z"
+    assert events, "the membership's setting is in the audit trail"
+    return managed.since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_the_csv_report_names_levels_reasons_orphans_and_manual_members(
