@@ -151,6 +151,13 @@ class TokenRotation:
                 "scope: nothing stored"
             )
         encrypted = self.cipher.encrypt(token)
+        # Claimed as a rotation claims it: a rotation under way elsewhere would otherwise find
+        # its version replaced after GitLab had revoked the old token, and lose the new one.
+        if not self.store.claim(row.version, self.owner, rotation_stale_before()):
+            raise RotationError(
+                "the stored token is being rotated or replaced by another instance: nothing "
+                "stored; run the command again once that is done"
+            )
         with self.store.db.transaction(write=True):
             version = self.store.replace(
                 row.version,

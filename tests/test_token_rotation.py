@@ -326,3 +326,28 @@ def test_a_key_that_is_not_a_key_stops_the_command_naming_the_variable(
     assert done.returncode == 2
     assert done.stderr.startswith("error: SCIM_BRIDGE_GITLAB_TOKEN_KEY holds something that is not")
     assert "hunter2" not in done.stderr
+
+
+def test_store_token_waits_for_a_rotation_under_way_elsewhere(
+    instances: list[Bridge], database_url: str, gitlab: GitLabDouble
+) -> None:
+    """A rotation claimed by another instance keeps its version: store-token replacing it would
+    make that rotation's new token unstorable after GitLab revoked the old one."""
+    (bridge,) = start(instances, database_url, gitlab)
+    bridge.gitlab.current_user()
+    vault = bridge.token_vault
+    assert vault is not None
+    assert vault.store.claim(1, "another-instance", clock.now() - dt.timedelta(minutes=2))
+    gitlab.add_token("glpat-operator-made-this-one", 1, ["api", "admin_mode"])
+
+    refused = run_cli(
+        environment(database_url, gitlab, "glpat-operator-made-this-one"),
+        "gitlab",
+        "store-token",
+        check=False,
+    )
+
+    assert refused.returncode == 2
+    assert "being rotated or replaced by another instance: nothing stored" in refused.stderr
+    row = vault.store.read()
+    assert row is not None and (row.version, row.rotating_by) == (1, "another-instance")

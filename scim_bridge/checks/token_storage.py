@@ -22,7 +22,7 @@ SUBJECT = "token"
 
 
 @dataclass(frozen=True)
-class TokenSource:
+class TokenInUse:
     """The findings, and the token the GitLab checks are to send (the one the bridge sends)."""
 
     findings: list[Finding]
@@ -31,24 +31,24 @@ class TokenSource:
 
 def check_token_storage(
     config: GitLabSettings, vault: TokenVault | None, stored: StoredTokenRow | None
-) -> TokenSource:
+) -> TokenInUse:
     """``stored``: the row as the database holds it (read without the key)."""
     given = config.token or ""
     if vault is None:
-        return TokenSource([_environment_only(stored)], given)
+        return TokenInUse([_environment_only(stored)], given)
     try:
         state = vault.state()
     except TokenVaultError as error:
-        return TokenSource([Finding(Level.FAIL, SUBJECT, str(error))], given)
+        return TokenInUse([Finding(Level.FAIL, SUBJECT, str(error))], given)
     if state.row is None:
         if not given:
             message = f"no GitLab token is stored, and {TOKEN_VARIABLE} is not set to seed it"
-            return TokenSource([Finding(Level.FAIL, SUBJECT, message)], "")
+            return TokenInUse([Finding(Level.FAIL, SUBJECT, message)], "")
         message = (
             f"{TOKEN_VARIABLE} is stored, encrypted, at the bridge's first GitLab call; from "
             "then on the bridge can rotate it (`scim-bridge gitlab rotate-token`)"
         )
-        return TokenSource([Finding(Level.OK, SUBJECT, message)], given)
+        return TokenInUse([Finding(Level.OK, SUBJECT, message)], given)
     row = state.row
     findings = [Finding(Level.OK, SUBJECT, _stored(row, config.rotate_days_before_expiry))]
     if given and not state.given_is_seed and not state.given_is_current:
@@ -62,7 +62,7 @@ def check_token_storage(
         )
     if row.rotating_since is not None:
         findings.append(_rotation_under_way(row))
-    return TokenSource(findings, state.token or given)
+    return TokenInUse(findings, state.token or given)
 
 
 def _environment_only(stored: StoredTokenRow | None) -> Finding:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from scim_bridge.gitlab import endpoints
+from scim_bridge.gitlab.api import MembersApi
 from scim_bridge.gitlab.endpoints import Request
 from scim_bridge.gitlab.errors import ConflictError
 from scim_bridge.gitlab.errors import InvalidError
@@ -127,3 +129,28 @@ class MemberManager:
             if group_missing(error):
                 self._group_ids.forget_id(group_id)
             raise
+
+
+def held(
+    members: MembersApi,
+    group_id: int,
+    user_ids: list[int],
+    *,
+    between: Callable[[], None] | None = None,
+) -> tuple[dict[int, Member], dict[int, Member]]:
+    """The direct and the effective membership of each of ``user_ids`` that GitLab has, looked
+    up by ``user_ids`` (100 per call): the group itself is never listed, whatever its size.
+
+    ``/members/all`` first: a user it does not report has no membership at all, direct or
+    inherited, which settles the common case (a new member) in one lookup. Only the users it
+    reports are looked up in ``/members``, since the level it gives may be inherited, and only a
+    direct level may be changed, removed or remembered as found in place. ``between`` runs
+    before the second lookup (a caller's deadline).
+    """
+    effective = {m.user_id: m for m in members.list_all(group_id, user_ids)}
+    present = [user_id for user_id in user_ids if user_id in effective]
+    if not present:
+        return {}, effective
+    if between is not None:
+        between()
+    return {m.user_id: m for m in members.list_direct(group_id, present)}, effective

@@ -37,6 +37,7 @@ from typing import TypeVar
 from scim_bridge import context
 from scim_bridge.gitlab.access import LEVEL_NAMES
 from scim_bridge.gitlab.api import GitLabApi
+from scim_bridge.gitlab.members import held
 from scim_bridge.gitlab.types import GitLabGroup
 from scim_bridge.gitlab.types import GitLabUser
 from scim_bridge.gitlab.types import Member
@@ -174,17 +175,12 @@ class AccessReport:
     def _levels(
         self, group: GitLabGroup | None, holders: list[Holder]
     ) -> tuple[dict[int, Member], dict[int, Member]]:
-        """The direct and the effective membership of each holder's account that GitLab has:
-        ``/members/all`` first, then ``/members`` for those it reports (as the reconciler does)."""
+        """The direct and the effective membership of each holder's account that GitLab has,
+        looked up as the reconciler looks them up (``gitlab.members.held``)."""
         accounts = sorted({h.gitlab_user_id for h in holders if h.gitlab_user_id})
         if group is None or not accounts:
             return {}, {}
-        effective = {m.user_id: m for m in self.gitlab.members.list_all(group.id, accounts)}
-        present = [account for account in accounts if account in effective]
-        direct: dict[int, Member] = {}
-        if present:
-            direct = {m.user_id: m for m in self.gitlab.members.list_direct(group.id, present)}
-        return direct, effective
+        return held(self.gitlab.members, group.id, accounts)
 
     def _membership(
         self,
@@ -375,15 +371,13 @@ class AccessReport:
                 with self._journal.kept(), gitlab_trouble_is_retry():
                     produced = rows()
                     for row in produced:
-                        if len(self._journal.events) >= EVENTS_PER_WRITE:
-                            self._write_events()
+                        self._write_events(keep=EVENTS_PER_WRITE - 1)
                         yield row
             finally:
-                self._write_events()
+                self._write_events(keep=0)
 
-    def _write_events(self) -> None:
-        events, self._journal.events = self._journal.events, []
-        self.records.audit_reads(events)
+    def _write_events(self, *, keep: int) -> None:
+        self._journal.spill(self.records.db, per_transaction=EVENTS_PER_WRITE, keep=keep)
 
 
 def _level(level: int) -> str:

@@ -100,13 +100,10 @@ class DriftRepair:
             # A difference whose repair is still queued (GitLab slow, or down) is not a new one.
             waiting = self.queue.pending_among(repair_job(drift) for drift in drifts)
             drifts = [drift for drift in drifts if repair_job(drift) not in waiting]
-            events = journal.events
-            while len(events) > EVENTS_PER_TRANSACTION:
-                with self.db.transaction(write=True):
-                    audit.record_pending(events[:EVENTS_PER_TRANSACTION])
-                events = events[EVENTS_PER_TRANSACTION:]
+            per = EVENTS_PER_TRANSACTION  # the last of them go with the repairs
+            journal.spill(self.db, per_transaction=per, keep=per)
             with self.db.transaction(write=True):
-                audit.record_pending(events)
+                journal.write(finals=False)
                 for drift in drifts:
                     audit.record("drift.repair", repair_target(drift), self._detail(drift))
                 if drifts:

@@ -46,6 +46,15 @@ class Journal:
         finally:
             _current.reset(token)
 
+    def spill(self, db: Database, *, per_transaction: int, keep: int) -> None:
+        """Write the oldest events, ``per_transaction`` to a transaction of their own, until at
+        most ``keep`` are kept: a long read-only run (a drift turn, the access report) audits
+        every GitLab read without a transaction per read, nor all of them held to its end."""
+        while len(self.events) > keep:
+            batch, self.events = self.events[:per_transaction], self.events[per_transaction:]
+            with db.transaction(write=True):
+                audit.record_pending(batch)
+
     def write(self, *, finals: bool = True) -> None:
         """In the open write transaction: the events (they happened first), then the writes."""
         audit.record_pending(self.events)

@@ -40,6 +40,7 @@ from scim_bridge.gitlab.errors import InvalidError
 from scim_bridge.gitlab.errors import NotFoundError
 from scim_bridge.gitlab.errors import group_missing
 from scim_bridge.gitlab.members import chunks as member_chunks
+from scim_bridge.gitlab.members import held
 from scim_bridge.gitlab.types import GitLabGroup
 from scim_bridge.provisioning.access_plan import Decision
 from scim_bridge.provisioning.access_plan import decide
@@ -246,25 +247,16 @@ class GitLabGroupReconciler:
     def _levels(
         self, group: GitLabGroup, ids: list[int], deadline: Deadline
     ) -> tuple[dict[int, int], dict[int, int]]:
-        """The direct and the effective level of each of ``ids`` that GitLab has, looked up by
-        ``user_ids`` (100 per call): the group itself is never listed, whatever its size.
-
-        ``/members/all`` first: a user it does not report has no membership at all, direct or
-        inherited, which settles the common case (a new member) in one lookup. Only the users it
-        reports are looked up in ``/members``, since the level it gives may be inherited, and
-        only a direct level may be changed, removed or remembered as found in place.
-        """
+        """The direct and the effective level of each of ``ids`` that GitLab has
+        (``gitlab.members.held``)."""
         if not ids or self.gitlab.dry_run:
             return {}, {}
         deadline.check()
-        effective = {m.user_id: m.access_level for m in self.gitlab.members.list_all(group.id, ids)}
-        present = [account for account in ids if account in effective]
-        direct: dict[int, int] = {}
-        if present:
-            deadline.check()
-            listed = self.gitlab.members.list_direct(group.id, present)
-            direct = {m.user_id: m.access_level for m in listed}
-        return direct, effective
+        direct, effective = held(self.gitlab.members, group.id, ids, between=deadline.check)
+        return (
+            {user: m.access_level for user, m in direct.items()},
+            {user: m.access_level for user, m in effective.items()},
+        )
 
     def _execute(
         self,

@@ -3,26 +3,23 @@ and since when.
 
 Everything here is read a chunk at a time (keyset on the SCIM user id, or a page of GitLab
 accounts the caller holds), so a report over 10,000 users holds one chunk of rows, never all of
-them. Only :meth:`AccessRecords.audit_reads` writes: the audit events of the report's GitLab calls.
+them. Nothing here writes (the report's audit events are the journal's, ``provisioning/journal.py``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import union
 
 from scim_bridge import clock
-from scim_bridge.store import audit
 from scim_bridge.store.db import Database
 from scim_bridge.store.documents import folded
 from scim_bridge.store.gitlab_memberships import GitLabMembershipStore
@@ -248,9 +245,3 @@ class AccessRecords:
             ).all()
         user_ids.update(row.user_id for row in rows)
         return user_ids, {row.gitlab_user_id for row in rows if row.gitlab_user_id is not None}
-
-    def audit_reads(self, events: Sequence[Mapping[str, Any]]) -> None:
-        """Write the audit events of the report's GitLab reads, in one transaction."""
-        if events:
-            with self.db.transaction(write=True):
-                audit.record_pending(events)
