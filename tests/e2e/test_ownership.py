@@ -687,6 +687,55 @@ def test_drift_repair_never_writes_an_account_the_bridge_must_not_write(
     assert [(e["actor"], e["target"]) for e in events] == [("drift", "acme/engineering")]
 
 
+def test_drift_repair_leaves_protected_unowned_and_manual_accounts_as_a_person_left_them(
+    make_bridge: Any, gitlab: Any, serve: Any
+) -> None:
+    """A drift turn writes only what the bridge owns. Changed by hand: a protected account linked
+    by an earlier version (deactivated in Entra, active in GitLab), an account no SCIM user is
+    linked to (blocked), a member the bridge never managed (removed); none is written. The
+    bridge's own account, unblocked by hand, is blocked again: the turn did run."""
+    gitlab.add_group("acme")
+    gitlab.add_group("acme/engineering")
+    rule = GroupRule(None, "GitLab Developers", "acme/engineering", DEVELOPER)
+    bridge = make_bridge(
+        gitlab, users={"protected_usernames": ("root", "deploy")}, groups={"rules": (rule,)}
+    )
+    live = serve(bridge)
+    deploy = gitlab.add_user("deploy", "deploy@contoso.com", name="Deploy")
+    svc = live.post("/Users", entra_user("svc@contoso.com")).json()["id"]
+    legacy_link(bridge, svc, deploy, "svc@contoso.com")
+    bridge.bridge.protector.refresh()
+    outsider = gitlab.add_user("outsider", "outsider@example.com", name="Outsider")
+    manual = gitlab.add_user("manual", "manual@example.com", name="Manual")
+    gitlab.add_member("acme/engineering", manual["id"], DEVELOPER)
+    own = live.post("/Users", entra_user("bob@contoso.com")).json()["id"]
+    deactivate = [{"op": "Replace", "path": "active", "value": "False"}]
+    for user_id in (svc, own):
+        assert live.patch(f"/Users/{user_id}", deactivate).status_code == 200
+    bridge.run_worker()
+    bob = gitlab.user_by_username("bob")
+    assert bob is not None and bob["state"] == "blocked"
+
+    gitlab.set_user_state(bob["id"], "active")  # the bridge's own, changed by hand
+    gitlab.set_user_state(outsider["id"], "blocked")
+    gitlab.remove_member("acme/engineering", manual["id"])
+    untouched = [Untouched(gitlab, account["id"]) for account in (deploy, outsider, manual)]
+    gitlab.clear_requests()
+
+    drift = bridge.bridge.drift_repair()
+    assert drift is not None
+    repaired = drift.repair()
+    bridge.run_worker()
+
+    assert [drift.kind for drift in repaired] == ["account"]
+    assert gitlab.user(bob["id"])["state"] == "blocked"
+    for account in untouched:
+        account.check()
+    assert gitlab.members("acme/engineering") == []
+    writes = gitlab_writes(gitlab)
+    assert writes == [f"POST /api/v4/users/{bob['id']}/block"], writes
+
+
 # -- The bridge's own token ---------------------------------------------------------------------
 
 
