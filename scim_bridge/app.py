@@ -9,6 +9,7 @@ from flask import jsonify
 from scim_bridge.bridge import Bridge
 from scim_bridge.metrics import exposition
 from scim_bridge.metrics import web as web_metrics
+from scim_bridge.scim.lookup_path import LookupPath
 from scim_bridge.server.proxies import ForwardedHeaders
 from scim_bridge.server.proxies import TrustedProxies
 from scim_bridge.settings import Settings
@@ -49,6 +50,10 @@ def create_app(settings: Settings | None = None, bridge: Bridge | None = None) -
         """Prometheus text format; no credential needed, and no label names a user or an id."""
         return Response(exposition.render(bridge.queue), content_type=exposition.CONTENT_TYPE)
 
+    # Entra's lookups skip Flask's dispatch: the same endpoints, answered from the WSGI layer.
+    app.wsgi_app = LookupPath(  # type: ignore[method-assign]
+        app.wsgi_app, scim, served, web_metrics.observe
+    )
     server = bridge.settings.server
     # The caller's address and scheme as the trusted proxies saw them (audit, rate limits); the
     # headers of any other peer are ignored, so a caller cannot claim another address.

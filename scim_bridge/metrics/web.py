@@ -65,12 +65,19 @@ def instrument(app: Flask, placeholders: Mapping[str, Collection[str]] | None = 
 
     @app.after_request
     def record(response: Response) -> Response:
-        counted, timed = _series(method_label(), route_label(known), response.status_code)
-        counted.inc()
         started = getattr(g, _STARTED, None)
-        if started is not None:
-            timed.observe(time.perf_counter() - started)
+        elapsed = None if started is None else time.perf_counter() - started
+        observe(method_label(), route_label(known), response.status_code, elapsed)
         return response
+
+
+def observe(method: str, route: str, status: int, seconds: float | None) -> None:
+    """Count one answer, and time it when its start is known: for answers given outside Flask's
+    hooks too (``scim.lookup_path``), under the labels Flask's would carry."""
+    counted, timed = _series(method, route, status)
+    counted.inc()
+    if seconds is not None:
+        timed.observe(seconds)
 
 
 @functools.lru_cache(maxsize=1024)  # methods x rules x statuses: bounded by the labels' own rules

@@ -32,9 +32,12 @@ from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 from scim2_server.routing import ROUTES
 from scim2_server.routing import Route
+from werkzeug import Request
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import InternalServerError
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.exceptions import NotFound
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.sansio.utils import get_current_url
 
 from scim_bridge import context
@@ -109,9 +112,9 @@ class Failures(Protocol):
         ...
 
 
-def _request_id() -> str:
+def _request_id(req: Request) -> str:
     for header in REQUEST_ID_HEADERS:
-        value = request.headers.get(header)
+        value = req.headers.get(header)
         if value and len(value) <= 128 and value.isprintable():
             return value
     return str(uuid.uuid4())
@@ -188,66 +191,69 @@ class ScimEndpoints:
         return _to_flask(_error_response(Error(status=error.code, detail=error.description)))
 
     def _view(self, **_kwargs: str) -> Response:
-        request_id = _request_id()
-        source = request.remote_addr
+        return _to_flask(self.answer(request))
+
+    def answer(self, req: Request) -> ScimResponse:
+        """The SCIM answer to ``req``, with its ``X-Request-Id``: what every route under the
+        prefix gives, through Flask or without it (``scim.lookup_path``)."""
+        request_id = _request_id(req)
+        source = req.remote_addr
         with context.bound(context.RequestContext(request_id=request_id, source=source)):
-            response = self._respond(request_id, source)
+            response = self._respond(req, request_id, source)
         response.headers["X-Request-Id"] = request_id
         return response
 
-    def _respond(self, request_id: str, source: str | None) -> Response:
+    def _respond(self, req: Request, request_id: str, source: str | None) -> ScimResponse:
         # A read checks its credential in the transaction it answers from: one, not two.
-        read = request.method not in WRITE_METHODS
+        read = req.method not in WRITE_METHODS
         with self.transaction(False) if read else nullcontext():
-            return self._authenticated(request_id, source)
+            return self._authenticated(req, request_id, source)
 
-    def _authenticated(self, request_id: str, source: str | None) -> Response:
+    def _authenticated(self, req: Request, request_id: str, source: str | None) -> ScimResponse:
         # Authentication first: only a failure counts against the address, so a valid credential
         # is never refused for what else comes from there.
-        base_url = self._base_url()
+        base_url = self._base_url(req)
         try:
-            actor = self.authenticate(request.headers.get("Authorization"), base_url)
+            actor = self.authenticate(req.headers.get("Authorization"), base_url)
         except SCIMException as error:
             if self.failures and (wait := self.failures.failed(source)) is not None:
                 return _too_many(wait, "too many failed authentications from this address")
-            return _to_flask(self.service.error_response(error))
+            return self.service.error_response(error)
         if self.limiter and (wait := self.limiter.take(f"caller:{actor}")) is not None:
             return _too_many(wait)
         with context.bound(context.RequestContext(request_id, actor, source)):
             try:
-                return _to_flask(self._serve(self._read(base_url)))
+                return self._serve(self._read(req, base_url))
             except SCIMException as error:
-                return _to_flask(self.service.error_response(error))
+                return self.service.error_response(error)
             except WriteRejected as rejection:
-                return _to_flask(_error_response(rejection.to_error()))
+                return _error_response(rejection.to_error())
             except HTTPException as error:
-                return _to_flask(
-                    _error_response(Error(status=error.code, detail=error.description))
-                )
+                return _error_response(Error(status=error.code, detail=error.description))
             except Exception:
-                log.exception("unexpected error serving %s %s", request.method, request.path)
-                return _to_flask(_error_response(Error(status=500, detail="Internal server error")))
+                log.exception("unexpected error serving %s %s", req.method, req.path)
+                return _error_response(Error(status=500, detail="Internal server error"))
 
-    def _read(self, base_url: str) -> ScimRequest:
-        if "\x00" in request.path or any("\x00" in value for value in request.args.values()):
+    def _read(self, req: Request, base_url: str) -> ScimRequest:
+        if "\x00" in req.path or any("\x00" in value for value in req.args.values()):
             # PostgreSQL cannot hold NUL in text: refuse it up front, never a 500.
             raise InvalidValueException(detail="NUL characters are not allowed")
         # HEAD is GET without the body (RFC 9110 §9.3.2); Flask drops the body itself.
-        method = "GET" if request.method == "HEAD" else request.method
+        method = "GET" if req.method == "HEAD" else req.method
         return ScimRequest(
             method=method,
             base_url=base_url,
-            path=request.path.removeprefix(URL_PREFIX),
-            query=request.args.to_dict(),
-            headers=list(request.headers.items()),
+            path=req.path.removeprefix(URL_PREFIX),
+            query=req.args.to_dict(),
+            headers=list(req.headers.items()),
             # A read's body has no meaning (RFC 9110 §9.3.1): not even read.
-            body=request.get_data() if method in WRITE_METHODS else b"",
+            body=req.get_data() if method in WRITE_METHODS else b"",
         )
 
-    def _base_url(self) -> str:
+    def _base_url(self, req: Request) -> str:
         if self.public_base_url:
             return self.public_base_url
-        return _request_base_url(request.scheme, request.host)
+        return _request_base_url(req.scheme, req.host)
 
     def _serve(self, scim_request: ScimRequest) -> ScimResponse:
         if scim_request.method.upper() not in WRITE_METHODS:
@@ -276,10 +282,9 @@ def _request_base_url(scheme: str, host: str) -> str:
     return get_current_url(scheme, host).rstrip("/") + URL_PREFIX
 
 
-def _too_many(wait: float, reason: str = "too many requests") -> Response:
+def _too_many(wait: float, reason: str = "too many requests") -> ScimResponse:
     """429 with ``Retry-After``: Entra backs off and retries (entra.md §5)."""
-    error = Error(status=429, detail=f"{reason}; retry after the time given")
-    response = _to_flask(_error_response(error))
+    response = _error_response(Error(status=429, detail=f"{reason}; retry after the time given"))
     response.headers["Retry-After"] = retry_after_header(wait)
     return response
 
@@ -297,6 +302,30 @@ def _to_flask(scim_response: ScimResponse) -> Response:
         return response
     body = json.dumps(scim_response.body)
     return Response(body, status=int(scim_response.status), headers=headers)
+
+
+def wsgi_parts(scim_response: ScimResponse) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The status line, headers and body ``_to_flask`` would make werkzeug send, for an answer
+    written without Flask (``scim.lookup_path``)."""
+    status = int(scim_response.status)
+    headers = dict(scim_response.headers)
+    body = b""
+    if scim_response.body is None:
+        headers.pop("Content-Type", None)
+    else:
+        body = json.dumps(scim_response.body).encode()
+        headers["Content-Length"] = str(len(body))
+    return (
+        f"{status} {HTTP_STATUS_CODES.get(status, 'UNKNOWN').upper()}",
+        list(headers.items()),
+        body,
+    )
+
+
+def unexpected_error() -> ScimResponse:
+    """What Flask answers under the prefix for an exception nothing caught: its 500, as the SCIM
+    error ``_routing_error`` makes of it."""
+    return _error_response(Error(status=500, detail=InternalServerError.description))
 
 
 def _flask_rule(route: Route) -> str:
