@@ -7,6 +7,9 @@ handler's store operation (``Database.write_scope``): parsing comes before it an
 so neither holds the store's writer lock. A write the target refuses for good is undone and
 answered as a SCIM error, so Entra never holds an acknowledgement the bridge could not honour. A
 read (GET, HEAD) runs in one read transaction from the credential's check to the answer.
+
+Every answer comes from :meth:`ScimEndpoints.answer`, given a werkzeug request: the Flask view's,
+and the searches ``scim.lookup_path`` takes from the WSGI layer before Flask's dispatch.
 """
 
 from __future__ import annotations
