@@ -18,6 +18,7 @@ import click
 from scim_bridge.cli.common import fail
 from scim_bridge.cli.common import friendly
 from scim_bridge.cli.common import open_bridge
+from scim_bridge.gitlab.transport import patient
 from scim_bridge.provisioning.access_report import DRY_RUN_NOTICE
 from scim_bridge.provisioning.access_report import FIELDS
 from scim_bridge.provisioning.access_report import AccessReport
@@ -55,10 +56,24 @@ def access() -> None:
 )
 @click.option("--gitlab-group", metavar="PATH", help="Only this mapped GitLab group.")
 @click.option("--user", metavar="USERNAME", help="Only this SCIM userName or GitLab username.")
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(min=0),
+    default=600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long each GitLab read may wait for GitLab's pauses, or be sent again after a "
+    "429, a 5xx or no answer, before the report gives up (exit 2).",
+)
 @friendly
-def report(output_format: str, gitlab_group: str | None, user: str | None) -> None:
+def report(output_format: str, gitlab_group: str | None, user: str | None, max_wait: float) -> None:
     """Every membership of a provisioned user in a mapped GitLab group, with its level, reason
     and since when; then orphaned accounts and unexplained (manual) members. Reads GitLab only."""
+    with patient(max_wait):
+        _report(output_format, gitlab_group, user)
+
+
+def _report(output_format: str, gitlab_group: str | None, user: str | None) -> None:
     bridge = open_bridge()
     settings = bridge.settings
     access_report = AccessReport(

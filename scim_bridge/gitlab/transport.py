@@ -10,6 +10,10 @@ the transport's :class:`Gate` then holds every later call of every thread until 
 A call that would have to wait past its deadline (:func:`deadline`, an inline request's; else
 ``MAX_HOLD_SECONDS``) is not sent, and fails with the same TransientError the 429 gave, so its
 job is retried once the pause is over.
+
+An operator's report has no job to retry later: its reads, made under :func:`patient`, wait out
+the pauses and are sent again after a 429, a 5xx, a timeout or a dropped connection, within the
+time it was given. Only reads: a write GitLab may have applied is the reconciler's to check.
 """
 
 from __future__ import annotations
@@ -55,6 +59,17 @@ MAX_DEFAULT_PAUSE_SECONDS = 60.0
 # the call at once, and the job comes back when the pause is over, its thread free meanwhile.
 MAX_HOLD_SECONDS = 10.0
 
+# Reads made under :func:`patient` are sent again after these answers (and after no answer),
+# waiting GitLab's pause, else READ_RETRY_BASE_SECONDS doubling up to READ_RETRY_MAX_SECONDS.
+RETRIED_READ_STATUSES = frozenset({429, 500, 502, 503, 504})
+READ_RETRY_BASE_SECONDS = 0.5
+READ_RETRY_MAX_SECONDS = 30.0
+
+# How long each read of this context may wait and retry; None: it fails at once.
+_patience: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "scim_bridge_gitlab_patience", default=None
+)
+
 # Until when (time.monotonic()) the calls of this context may wait for a pause; None: no deadline.
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "scim_bridge_gitlab_deadline", default=None
@@ -69,6 +84,23 @@ def deadline(at: float | None) -> Iterator[None]:
         yield
     finally:
         _deadline.reset(token)
+
+
+@contextmanager
+def patient(seconds: float) -> Iterator[None]:
+    """Each read (GET) made in this block waits out GitLab's pauses, and is sent again after a
+    429, a 5xx, a timeout or a dropped connection, for up to ``seconds``; then its last failure
+    stands. For a report an operator runs: it keeps no Entra deadline, and one refused page
+    would otherwise end it."""
+    token = _patience.set(seconds)
+    try:
+        yield
+    finally:
+        _patience.reset(token)
+
+
+def _read_backoff(attempt: int) -> float:
+    return float(min(READ_RETRY_BASE_SECONDS * 2**attempt, READ_RETRY_MAX_SECONDS))
 
 
 class Gate:
@@ -113,9 +145,10 @@ class Gate:
         with self._lock:
             return max(0.0, self._until - self._monotonic())
 
-    def wait(self, deadline: float | None = None) -> None:
-        """Return when a call may go; raise TransientError if that is after ``deadline``."""
-        give_up = self._monotonic() + self.max_hold
+    def wait(self, deadline: float | None = None, *, patience: float | None = None) -> None:
+        """Return when a call may go; raise TransientError if that is after ``deadline``, or
+        after ``patience`` (a monotonic time) when it is given instead of the longest hold."""
+        give_up = self._monotonic() + self.max_hold if patience is None else patience
         if deadline is not None:
             give_up = min(give_up, deadline)
         while True:
@@ -183,8 +216,40 @@ class _RecordingSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         verb = method.decode() if isinstance(method, bytes) else method
+        seconds = _patience.get() if verb.upper() == "GET" else None
+        patience = None if seconds is None else time.monotonic() + seconds
+        attempt = 0
+        while True:
+            try:
+                response = self._send(verb, url, patience, *args, **kwargs)
+            except (requests.Timeout, requests.ConnectionError):
+                if not self._again(patience, attempt, "no answer"):
+                    raise
+            else:
+                status = response.status_code
+                if status not in RETRIED_READ_STATUSES or not self._again(
+                    patience, attempt, str(status)
+                ):
+                    return response
+            attempt += 1
+
+    def _again(self, patience: float | None, attempt: int, what: str) -> bool:
+        """Whether a patient read is sent again, after waiting for it here: GitLab's pause if it
+        asked for one, else a backoff; not if that would end past ``patience``."""
+        if patience is None:
+            return False
+        wait = max(self._gate.remaining(), _read_backoff(attempt))
+        if time.monotonic() + wait > patience:
+            return False
+        log.warning("GitLab read failed (%s): sending it again in %.1f s", what, wait)
+        time.sleep(wait)
+        return True
+
+    def _send(
+        self, verb: str, url: str | bytes, patience: float | None, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         self.last_response = None
-        self._gate.wait(_deadline.get())
+        self._gate.wait(_deadline.get(), patience=patience)
         started = time.perf_counter()
         try:
             response = super().request(verb, url, *args, **kwargs)

@@ -343,3 +343,38 @@ def test_in_dry_run_the_report_shows_the_bridges_side_and_says_so(
     assert table.splitlines()[0] == DRY_RUN_NOTICE
     assert "could not be read" in DRY_RUN_NOTICE and "orphans" in DRY_RUN_NOTICE
     assert "orphans:" not in table and "unexplained members:" not in table
+
+
+def test_the_report_waits_out_gitlab_slowing_it_down(tenant: dict[str, Any]) -> None:
+    """A 429 and a 503 on its reads cost the report a wait, not its answer."""
+    gitlab = tenant["gitlab"]
+    undisturbed = run_cli(tenant["env"], "access", "report", "--format", "csv", check=False)
+    assert undisturbed.returncode == 0, undisturbed.stderr
+    gitlab.clear_requests()
+    gitlab.faults.add(method="GET", path_pattern="/members", status=429, retry_after=1, times=1)
+    gitlab.faults.add(method="GET", path_pattern="/users", status=503, times=1)
+
+    result = run_cli(tenant["env"], "access", "report", "--format", "csv", check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == undisturbed.stdout
+    assert result.stderr.count("sending it again") == 2
+    assert {429, 503} <= {request.status for request in gitlab.requests}
+    assert {request.method for request in gitlab.requests} == {"GET"}
+
+
+def test_the_report_gives_up_when_gitlab_asks_for_more_than_its_max_wait(
+    tenant: dict[str, Any],
+) -> None:
+    gitlab = tenant["gitlab"]
+    gitlab.faults.add(method="GET", path_pattern="/members", status=429, retry_after=120)
+
+    result = run_cli(
+        tenant["env"], "access", "report", "--format", "csv", "--max-wait", "2", check=False
+    )
+
+    assert result.returncode == 2
+    assert "cannot read GitLab" in result.stderr
+    refused = [request for request in gitlab.requests if request.status == 429]
+    assert len(refused) == 1, "no read sent while GitLab asked for quiet"
+    assert {request.method for request in gitlab.requests} == {"GET"}

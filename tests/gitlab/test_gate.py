@@ -159,3 +159,51 @@ def test_an_inline_call_does_not_wait_past_its_deadline(
         client.users.get(1)
     assert raised.value.status == 429
     assert len(double.requests) == 1
+
+
+# -- Patient reads: an operator's report waits and sends a refused read again --------------------
+
+
+def test_a_patient_read_waits_out_a_429_and_a_5xx_then_goes(
+    client: GitLab, double: GitLabDouble
+) -> None:
+    user = double.add_user("jane", "jane@example.com")
+    double.faults.add(method="GET", status=429, retry_after=1, times=1)
+    double.faults.add(method="GET", status=502, times=1)
+    with transport.patient(30):
+        assert client.users.get(user["id"]).username == "jane"
+    assert [r.status for r in double.requests] == [429, 502, 200]
+
+
+def test_a_patient_read_is_sent_again_after_no_answer(client: GitLab, double: GitLabDouble) -> None:
+    user = double.add_user("jane", "jane@example.com")
+    double.faults.add(method="GET", latency=2.5, times=1)  # past the client's 2 s timeout
+    with transport.patient(30):
+        assert client.users.get(user["id"]).username == "jane"
+    assert len(double.requests) == 2
+
+
+def test_a_read_is_not_sent_again_outside_patience(client: GitLab, double: GitLabDouble) -> None:
+    double.faults.add(method="GET", status=502, times=1)
+    with pytest.raises(TransientError):
+        client.users.get(1)
+    assert len(double.requests) == 1
+
+
+def test_a_patient_read_gives_up_on_a_pause_longer_than_its_patience(
+    client: GitLab, double: GitLabDouble
+) -> None:
+    double.faults.add(method="GET", status=429, retry_after=60)
+    with transport.patient(2), pytest.raises(TransientError) as raised:
+        client.users.get(1)
+    assert raised.value.status == 429
+    assert len(double.requests) == 1, "nothing sent while GitLab asked for quiet"
+
+
+def test_patience_never_sends_a_write_again(client: GitLab, double: GitLabDouble) -> None:
+    user = double.add_user("jane", "jane@example.com")
+    double.faults.add(method="POST", status=503, times=1)
+    with transport.patient(30), pytest.raises(TransientError):
+        client.users.block(user["id"])
+    assert [(r.method, r.status) for r in double.requests] == [("POST", 503)]
+    assert double.user(user["id"])["state"] == "active"  # type: ignore[index]
