@@ -31,6 +31,26 @@ def test_each_with_identity_pages_through_active_accounts_with_one(
     assert [record.method for record in records] == ["GET"] * 3  # 233 active, 100 a page
     assert all(record.path.startswith("/users?") for record in records)
     assert "pagination=keyset" in records[0].path and "active=true" in records[0].path
+    # The next pages are GitLab's own links: a cursor, never a page number of the bridge's.
+    assert all(
+        "cursor=" in r.path and "page=" not in r.path.replace("per_page", "") for r in records[1:]
+    )
+
+
+def test_each_with_identity_misses_no_account_removed_while_it_reads(
+    client: GitLab, double: GitLabDouble
+) -> None:
+    """Keyset pages start after the last row read: an account removed from a page already read
+    shifts nothing (offset pages would skip the first row of the next page)."""
+    users = [
+        double.add_user(f"sso{n}", f"sso{n}@example.com", identities=[(PROVIDER, f"oid-{n}")])
+        for n in range(150)
+    ]
+    listing = client.users.each_with_identity(PROVIDER)
+    read_before = [next(listing) for _ in range(50)]  # within the first page
+    double.remove_user(users[0]["id"])
+    rest = list(listing)
+    assert [u.id for u in read_before + rest] == [u["id"] for u in users]
 
 
 def test_each_direct_pages_through_a_group_with_username_and_since(

@@ -231,6 +231,25 @@ def test_pagination_headers_and_get_all(double: GitLabDouble, gl: gitlab.Gitlab)
     assert len(double.calls("GET", "/api/v4/users")) == 3
 
 
+def test_keyset_pages_of_users_link_only_the_next_by_cursor(
+    double: GitLabDouble, gl: gitlab.Gitlab
+) -> None:
+    for n in range(44):
+        double.add_user(f"user{n:02}", f"user{n}@example.com")
+    keyset = {"pagination": "keyset", "order_by": "id", "sort": "asc", "per_page": 20}
+    response = gl.http_request("get", "/users", query_data=keyset)
+    assert set(response.links) == {"next"}
+    assert not {"X-Page", "X-Total", "X-Total-Pages", "X-Next-Page"} & set(response.headers)
+    ids = [user["id"] for user in response.json()]
+    seen = list(ids)
+    while "next" in response.links:
+        url = response.links["next"]["url"]
+        assert "cursor=" in url and "page=" not in url.replace("per_page=", "")
+        response = gl.http_request("get", url.removeprefix(f"{double.url}/api/v4"))
+        seen += [user["id"] for user in response.json()]
+    assert seen == sorted(seen) and len(seen) == len(set(seen)) == 45
+
+
 def test_per_page_is_capped_at_100(double: GitLabDouble, gl: gitlab.Gitlab) -> None:
     response = gl.http_request("get", "/users", query_data={"per_page": 500})
     assert response.headers["X-Per-Page"] == "100"

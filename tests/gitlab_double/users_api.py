@@ -20,6 +20,7 @@ from tests.gitlab_double.errors import bad_params
 from tests.gitlab_double.errors import conflict
 from tests.gitlab_double.errors import invalid
 from tests.gitlab_double.errors import not_found
+from tests.gitlab_double.pagination import keyset_by_id
 from tests.gitlab_double.pagination import paginate
 from tests.gitlab_double.records import EmailRecord
 from tests.gitlab_double.records import IdentityRecord
@@ -219,8 +220,11 @@ def list_users(state: State, call: Call) -> Reply:
     if to_bool(p.get("admins", False)):
         call.caller.require_admin()
         users = [u for u in users if u.is_admin]
-    key = SORT_KEYS.get(str(p.get("order_by", "id")), SORT_KEYS["id"])
+    order_by = str(p.get("order_by", "id"))
+    key = SORT_KEYS.get(order_by, SORT_KEYS["id"])
     users.sort(key=key, reverse=str(p.get("sort", "desc")) != "asc")
+    if p.get("pagination") == "keyset" and order_by == "id":
+        return keyset_by_id(call, users, lambda u: render_user(call, u), lambda u: u.id)
     return paginate(call, users, lambda u: render_user(call, u))
 
 
