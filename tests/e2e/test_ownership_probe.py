@@ -2,8 +2,8 @@
 to a GitLab account or membership it must not touch (DESIGN.md, Ownership). Each test asserts
 what the rules demand.
 
-Failing on main at the time of writing (real violations, see each docstring): the adoption race
-(the losing run writes identity/name/state to the account linked to the winner), and the two
+Failing on main at the time of writing (real violations, see each docstring): the adoption races
+(the losing run writes identity/name/email/state to the account linked to the winner), and the two
 "create mark" tests (an account the bridge did not create is recorded as `created`, so
 `on_delete = "hard_delete"` deletes it)."""
 
@@ -104,6 +104,55 @@ def test_two_scim_users_racing_to_adopt_one_account_write_it_only_for_the_winner
     if account["state"] != "active":
         problems.append(f"account {account['state']} though its linked user is active")
     assert problems == [], (statuses, problems, writes)
+
+
+def test_a_losing_adoption_race_never_moves_the_winners_email(
+    live: Any, bridge: Any, gitlab: Any
+) -> None:
+    """The same race by identity: the victim's SCIM user and an attacker's one carry the same
+    externalId (object ids are not secrets), the attacker with its own address. The victim wins
+    the link; the attacker's losing run must not make its address the account's primary email
+    (a password reset would then hand it the victim's account)."""
+    victim = gitlab.add_user(
+        "victim",
+        "victim@contoso.com",
+        name="Victim",
+        identities=[{"provider": PROVIDER, "extern_uid": "oid-v"}],
+    )
+    hold = threading.Event()
+    gitlab.faults.add(
+        method="PUT", path_pattern=rf"^/api/v4/users/{victim['id']}$", hold=hold, times=1
+    )
+    results: dict[str, Any] = {}
+
+    def post(key: str, body: dict[str, Any]) -> None:
+        results[key] = live.post("/Users", body)
+
+    attacker = with_email("mallory@contoso.com", "mallory@attacker.example", externalId="oid-v")
+    a = threading.Thread(target=post, args=("attacker", attacker))
+    a.start()
+    for _ in range(500):
+        if gitlab.held():
+            break
+        threading.Event().wait(0.01)
+    post("victim", with_email("victim@contoso.com", "victim@contoso.com", externalId="oid-v"))
+    hold.set()
+    a.join()
+    bridge.run_worker()
+    statuses = {k: r.status_code for k, r in results.items()}
+    (link,) = [
+        link
+        for link in bridge.bridge.links.all()
+        if link.gitlab_user_id == victim["id"] and link.retired_at is None
+    ]
+    assert link.user_id == results["victim"].json()["id"], statuses
+    account = gitlab.user(victim["id"])
+    writes = [
+        (f"{r.method} {r.path}", r.json)
+        for r in gitlab.requests
+        if r.method != "GET" and r.path.startswith(f"/api/v4/users/{victim['id']}")
+    ]
+    assert account["email"] == "victim@contoso.com", (statuses, writes)
 
 
 # -- "created" origin laundering: delete/hard_delete on an account the bridge did not create ----
