@@ -39,6 +39,7 @@ from scim_bridge.settings import UsersSettings
 from scim_bridge.store.documents import folded
 from scim_bridge.store.links import ADOPTED
 from scim_bridge.store.links import CREATED
+from scim_bridge.store.links import LinkTaken
 from scim_bridge.store.links import UserLink
 from scim_bridge.store.links import UserLinks
 
@@ -96,6 +97,9 @@ class AccountFinder:
             source_user_name=desired.user_name if origin == CREATED else link.source_user_name,
             origin=origin,
             retired_at=None,
+            # The account is known now: with the link saved, the mark has nothing left to
+            # vouch for, and must never vouch for another account later.
+            create_started_at=None,
         )
         return account, link
 
@@ -173,6 +177,7 @@ class AccountFinder:
             linkable = refusal in (ADMIN_REASON, PROTECTED_REASON)
             hint = f"; {link_hint(desired.user_name, account.username)}" if linkable else ""
             raise Rejected("conflict", f"{who} is {refusal}{hint}")
+        self._claim(account, link)
         if ours or (
             holder is not None
             and holder.origin == CREATED
@@ -183,11 +188,24 @@ class AccountFinder:
             return CREATED
         return ADOPTED
 
+    def _claim(self, account: GitLabUser, link: UserLink) -> None:
+        """Hold the account for this user's run before any write to it: another SCIM user's run
+        may have found it adoptable too, and only one of them may write to it."""
+        if self.gitlab.dry_run:
+            return  # nothing is written, and no link is saved
+        try:
+            self.links.claim_account(account.id, link.user_id, account.username)
+        except LinkTaken as taken:
+            raise Rejected("conflict", str(taken)) from taken
+
     def _created_by_bridge(
         self, desired: DesiredAccount, link: UserLink, account: GitLabUser
     ) -> bool:
         """This user's own create, whose answer was lost: begun by the bridge for this SCIM user,
-        and the account made no earlier than that (GitLab's clock may differ a little)."""
+        the account made around then (GitLab's clock may differ a little; a mark stays only
+        until the link is saved, but a GitLab refusal of the create may leave it longer), under
+        a username the bridge would have given it, and with the user's identity if it has one.
+        Anything else is someone's account: at most adopted, so never deleted by the bridge."""
         if link.create_started_at is None or account.created_at is None or account.is_admin:
             return False
         try:
@@ -196,8 +214,11 @@ class AccountFinder:
             return False
         if created_at.tzinfo is None:
             created_at = created_at.replace(tzinfo=UTC)
-        return created_at >= link.create_started_at - CLOCK_SKEW and (
-            not desired.extern_uid or self._same_identity(desired, account)
+        started = link.create_started_at
+        return (
+            started - CLOCK_SKEW <= created_at <= started + CLOCK_SKEW
+            and account.username.lower() in {name.lower() for name in candidates(desired.user_name)}
+            and (not desired.extern_uid or self._same_identity(desired, account))
         )
 
     def _same_identity(self, desired: DesiredAccount, account: GitLabUser) -> bool:

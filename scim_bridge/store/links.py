@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 from typing import Protocol
 
@@ -28,6 +29,7 @@ from scim_bridge.store.db import Database
 from scim_bridge.store.db import upsert
 from scim_bridge.store.documents import folded
 from scim_bridge.store.prepared import Prepared
+from scim_bridge.store.schema import account_claims
 from scim_bridge.store.schema import pending_links
 from scim_bridge.store.schema import user_links
 from scim_bridge.store.schema import users
@@ -38,6 +40,9 @@ OPERATOR = "operator"
 ORIGINS = (CREATED, ADOPTED, OPERATOR)
 # The first key of the advisory locks that make one live link per GitLab account (PostgreSQL).
 LINK_LOCK_SPACE = 7364013
+# A claim this old belongs to a run that died: far longer than any run (an inline run's deadline
+# is under a minute; a worker run makes a few calls of at most the GitLab timeout each).
+CLAIM_LIFETIME = timedelta(minutes=10)
 
 
 class LinkTaken(Exception):
@@ -110,6 +115,8 @@ class UserLinks(Protocol):
 
     def mark_create_started(self, user_id: str) -> datetime: ...
 
+    def claim_account(self, gitlab_user_id: int, user_id: str, gitlab_username: str) -> None: ...
+
     def all(self) -> list[UserLink]: ...
 
 
@@ -161,6 +168,14 @@ _MARK = Prepared(
     .values(create_started_at=bindparam("now"), updated_at=bindparam("now"))
 )
 _INSERT_LINK = insert(user_links)
+_CLAIM_OF = Prepared(
+    select(account_claims.c.user_id, account_claims.c.claimed_at).where(
+        account_claims.c.gitlab_user_id == bindparam("account")
+    )
+)
+_RELEASE_CLAIMS = Prepared(
+    delete(account_claims).where(account_claims.c.user_id == bindparam("link_user"))
+)
 
 
 class LinkStore:
@@ -204,6 +219,7 @@ class LinkStore:
             )
             if not changed:
                 tx.connection.execute(_INSERT_LINK, {"user_id": link.user_id, **values})
+            _RELEASE_CLAIMS.rowcount(tx.connection, {"link_user": link.user_id})
             if consumed is not None:
                 self.drop_pending(consumed)
 
@@ -218,19 +234,45 @@ class LinkStore:
         held = _ACCOUNT_OF_USER.scalar(connection, {"link_user": link.user_id})
         if held == link.gitlab_user_id:
             return False  # this user's already (links made before this rule stay as they are)
+        self._refuse_if_held(connection, link.gitlab_user_id, link.user_id, link.gitlab_username)
+        return True
+
+    def _refuse_if_held(
+        self, connection: Connection, gitlab_user_id: int, user_id: str, username: str | None
+    ) -> None:
+        """Raise :class:`LinkTaken` when another SCIM user's live link or unexpired claim holds
+        the account. On PostgreSQL a transaction-scoped advisory lock per account makes this
+        check and the caller's write one step; SQLite serialises writers already."""
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:space, :account)"),
-                {"space": LINK_LOCK_SPACE, "account": link.gitlab_user_id},
+                {"space": LINK_LOCK_SPACE, "account": gitlab_user_id},
             )
-        other = _LIVE_HOLDER.scalar(
-            connection, {"account": link.gitlab_user_id, "link_user": link.user_id}
-        )
+        other = _LIVE_HOLDER.scalar(connection, {"account": gitlab_user_id, "link_user": user_id})
         if other is not None:
+            raise LinkTaken(f"GitLab account {username!r} is linked to another SCIM user")
+        claim = _CLAIM_OF.first(connection, {"account": gitlab_user_id})
+        if (
+            claim is not None
+            and claim["user_id"] != user_id
+            and clock.aware(claim["claimed_at"]) > clock.now() - CLAIM_LIFETIME
+        ):
             raise LinkTaken(
-                f"GitLab account {link.gitlab_username!r} is linked to another SCIM user"
+                f"GitLab account {username!r} is being linked to another SCIM user right now"
             )
-        return True
+
+    def claim_account(self, gitlab_user_id: int, user_id: str, gitlab_username: str) -> None:
+        """Take an account for this SCIM user's run before the run's first write to it.
+
+        Two runs can find one account adoptable while neither has saved its link; the claim,
+        checked and written in one step, lets only one of them write to it. Raises
+        :class:`LinkTaken` when another user's live link or unexpired claim holds it. Saving
+        this user's link releases the claim.
+        """
+        with self.db.transaction(write=True) as tx:
+            self._refuse_if_held(tx.connection, gitlab_user_id, user_id, gitlab_username)
+            row = {"gitlab_user_id": gitlab_user_id, "user_id": user_id, "claimed_at": clock.now()}
+            upsert(account_claims, [row], ["gitlab_user_id"], ["user_id", "claimed_at"])
 
     # -- Pending operator links ---------------------------------------------------------
 

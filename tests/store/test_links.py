@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy import update
 
 from scim_bridge import clock
 from scim_bridge.store.db import Database
+from scim_bridge.store.links import CLAIM_LIFETIME
 from scim_bridge.store.links import LinkStore
 from scim_bridge.store.links import LinkTaken
 from scim_bridge.store.links import UserLink
+from scim_bridge.store.schema import account_claims
 
 
 def test_a_second_live_link_to_an_account_is_refused(db: Database) -> None:
@@ -57,3 +62,56 @@ def test_pending_operator_links_are_found_by_user_name_in_any_case(db: Database)
         UserLink("u1", 7, "alice", "Alice@Contoso.com", "operator"), consumed="ALICE@contoso.com"
     )
     assert links.pending("alice@contoso.com") is None
+
+
+def test_an_account_claimed_for_one_run_is_refused_to_another_until_the_link_is_saved(
+    db: Database,
+) -> None:
+    links = LinkStore(db)
+    links.claim_account(5, "a", "jane")
+    links.claim_account(5, "a", "jane")  # the same run, or the same user's next run: its own
+    with pytest.raises(LinkTaken, match="being linked"):
+        links.claim_account(5, "b", "jane")
+    with pytest.raises(LinkTaken):
+        links.save(UserLink("b", 5, "jane", "jane@x", "adopted"))
+    links.save(UserLink("a", 5, "jane", "jane@x", "adopted"))
+    with db.transaction(write=False) as tx:
+        left = tx.connection.execute(select(account_claims)).all()
+    assert left == [], "saving the link released the claim"
+    with pytest.raises(LinkTaken, match="linked to another"):
+        links.claim_account(5, "b", "jane")
+
+
+def test_a_claim_older_than_any_run_is_a_dead_runs_and_can_be_taken(db: Database) -> None:
+    links = LinkStore(db)
+    links.claim_account(5, "a", "jane")
+    with db.transaction(write=True) as tx:
+        tx.connection.execute(
+            update(account_claims).values(
+                claimed_at=clock.now() - CLAIM_LIFETIME - timedelta(seconds=1)
+            )
+        )
+    links.claim_account(5, "b", "jane")
+    with pytest.raises(LinkTaken):
+        links.claim_account(5, "a", "jane")
+
+
+def test_concurrent_claims_of_one_account_let_one_run_write(db: Database) -> None:
+    links = LinkStore(db)
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def claim(user_id: str) -> None:
+        start.wait()
+        try:
+            links.claim_account(42, user_id, "sam")
+            outcomes.append("claimed")
+        except LinkTaken:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=claim, args=(f"user{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["claimed"] + ["refused"] * 7
