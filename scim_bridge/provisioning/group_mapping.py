@@ -53,7 +53,7 @@ class ScimGroupReconciler:
         self.reading = reading
         self.settings = settings
         self.mapper = GroupMapper(settings)
-        self.creator = GroupCreator(gitlab, settings.parent, audit)
+        self.creator = GroupCreator(gitlab, settings.parent, audit, targets.record_created)
         self.audit = audit
 
     def reconcile(self, group_id: str, deadline: Deadline | None = None) -> Outcome:
@@ -114,10 +114,19 @@ class ScimGroupReconciler:
 class GroupCreator:
     """Creates the GitLab groups the bridge owns (``unmapped = "create"``) under ``parent``."""
 
-    def __init__(self, gitlab: GitLabApi, parent: str, audit: Audit) -> None:
+    def __init__(
+        self,
+        gitlab: GitLabApi,
+        parent: str,
+        audit: Audit,
+        record: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.gitlab = gitlab
         self.parent = parent
         self.audit = audit
+        # Remembers the id of each group made (``GroupTargets.record_created``): a group made
+        # later at the same path by someone else is then told apart from the bridge's.
+        self.record = record
 
     def create_for(self, display_name: str, deadline: Deadline) -> str:
         """A new group for an Entra group: its path from the display name, suffixed on collision."""
@@ -128,33 +137,44 @@ class GroupCreator:
                 deadline.check()
                 if self.gitlab.groups.find(path) is not None:
                     continue
-                if self._create(display_name, slug, parent, path):
+                if self._create(display_name, slug, parent, path) is not None:
                     return path
         raise Rejected(
             "conflict", f"no free GitLab group path for {display_name!r}", tell_client=False
         )
 
     def recreate(self, path: str, name: str, deadline: Deadline) -> GitLabGroup:
-        """A group the bridge recorded but GitLab lacks (say, planned in dry-run): make it now."""
+        """A group the bridge recorded but GitLab lacks (say, planned in dry-run): make it now.
+
+        If the path was taken meanwhile, the group there is someone else's: refused."""
         with gitlab_trouble_is_retry():
             parent = self._parent(deadline)
             slug = path.removeprefix(f"{self.parent}/")
             deadline.check()
-            self._create(name, slug, parent, path)
-            group: GitLabGroup = self.gitlab.groups.get(path)
-            return group
+            created = self._create(name, slug, parent, path)
+        if created is None:
+            raise Rejected(
+                "conflict",
+                f"GitLab group {path!r} was made by someone else since the bridge's was removed; "
+                "it is left alone (move or delete it, and the bridge makes its own again)",
+                tell_client=False,
+            )
+        return created
 
-    def _create(self, name: str, slug: str, parent: GitLabGroup, path: str) -> bool:
+    def _create(self, name: str, slug: str, parent: GitLabGroup, path: str) -> GitLabGroup | None:
+        """The group made, or None when the path is taken (created meanwhile, or reserved)."""
         try:
-            self.gitlab.groups.create(name=name, path=slug, parent_id=parent.id)
+            group = self.gitlab.groups.create(name=name, path=slug, parent_id=parent.id)
         except InvalidError as error:
             if "taken" in error.message.lower():
-                return False  # created meanwhile, or a reserved name
+                return None
             raise Rejected(
                 "invalid", f"GitLab refused group {path!r}: {error.message}", tell_client=False
             ) from error
         self.audit("gitlab.group.create", path, {"name": name})
-        return True
+        if self.record is not None and not self.gitlab.dry_run:
+            self.record(path, group.id)
+        return group
 
     def _parent(self, deadline: Deadline) -> GitLabGroup:
         deadline.check()

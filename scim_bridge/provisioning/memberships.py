@@ -184,11 +184,13 @@ class GitLabGroupReconciler:
 
     def _group(self, path: str, deadline: Deadline) -> GitLabGroup:
         group: GitLabGroup | None = self.gitlab.groups.find(path)
+        name = self.targets.created_for(path)
         if group is not None:
+            if name is not None and not self.gitlab.dry_run:
+                self._check_created(path, group)
             return group
         if self.gitlab.dry_run:
             return GitLabGroup(0, path, path, None)
-        name = self.targets.created_for(path)
         if name is not None:
             return self.creator.recreate(path, name, deadline)
         raise Rejected(
@@ -196,6 +198,22 @@ class GitLabGroupReconciler:
             f"GitLab group {path!r} does not exist: create it, or fix the rule that names it",
             tell_client=False,
         )
+
+    def _check_created(self, path: str, group: GitLabGroup) -> None:
+        """A group the bridge created is filled only while it is the one it created: after it is
+        deleted by hand, a group someone makes at its path is theirs. Groups created before ids
+        were recorded are recorded when first found (the one there then is the bridge's)."""
+        recorded = self.targets.created_id(path)
+        if recorded is None:
+            self.targets.record_created(path, group.id)
+        elif recorded != group.id:
+            raise Rejected(
+                "conflict",
+                f"GitLab group {path!r} (id {group.id}) is not the group the bridge created there "
+                f"(id {recorded}, since removed): it is left alone; move or delete it, and the "
+                "bridge makes its own again",
+                tell_client=False,
+            )
 
     def _apply(
         self,

@@ -20,12 +20,15 @@ from typing import Protocol
 from sqlalchemy import delete
 from sqlalchemy import select
 
+from scim_bridge import clock
 from scim_bridge.store import audit
 from scim_bridge.store import jobs
 from scim_bridge.store import memberships as member_rows
 from scim_bridge.store.db import Database
+from scim_bridge.store.db import upsert
 from scim_bridge.store.gitlab_memberships import GITLAB_GROUP_JOB
 from scim_bridge.store.gitlab_memberships import mark
+from scim_bridge.store.schema import created_groups
 from scim_bridge.store.schema import group_member_changes
 from scim_bridge.store.schema import group_targets
 from scim_bridge.store.schema import groups
@@ -63,6 +66,10 @@ class GroupTargets(Protocol):
     ) -> list[str]: ...
 
     def created_for(self, gitlab_group: str) -> str | None: ...
+
+    def record_created(self, gitlab_group: str, gitlab_group_id: int) -> None: ...
+
+    def created_id(self, gitlab_group: str) -> int | None: ...
 
 
 class GroupTargetStore:
@@ -154,3 +161,23 @@ class GroupTargetStore:
                 )
             ).first()
         return None if row is None else str(row.display_name)
+
+    def record_created(self, gitlab_group: str, gitlab_group_id: int) -> None:
+        """The id of the GitLab group the bridge made at ``gitlab_group`` (made again: replaced)."""
+        row = {
+            "gitlab_group": gitlab_group,
+            "gitlab_group_id": gitlab_group_id,
+            "recorded_at": clock.now(),
+        }
+        with self.db.transaction(write=True):
+            upsert(created_groups, [row], ["gitlab_group"], ["gitlab_group_id", "recorded_at"])
+
+    def created_id(self, gitlab_group: str) -> int | None:
+        """The id recorded for the group the bridge made at ``gitlab_group``, if any."""
+        with self.db.transaction(write=False) as tx:
+            found: int | None = tx.connection.execute(
+                select(created_groups.c.gitlab_group_id).where(
+                    created_groups.c.gitlab_group == gitlab_group
+                )
+            ).scalar()
+        return found

@@ -249,6 +249,16 @@ group_targets = Table(
     Column("created_by_bridge", Boolean, nullable=False),
 )
 
+# The id of each GitLab group the bridge created (``unmapped = "create"``), by path: a group someone
+# else makes at that path later (after the bridge's was deleted) is not the bridge's to fill.
+created_groups = Table(
+    "created_groups",
+    metadata,
+    Column("gitlab_group", Text, primary_key=True),
+    Column("gitlab_group_id", Integer, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
 # (GitLab group, SCIM user) pairs whose GitLab membership must be looked at again.
 membership_dirty = Table(
     "membership_dirty",

@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from scim_bridge.settings import GroupRule
 from tests.conftest import entra_user
@@ -582,3 +583,82 @@ def test_an_unmapped_group_named_like_an_existing_group_gets_its_own(
     assert levels(gitlab, "entra/secret") == {keeper["id"]: OWNER}
     owned = [g for g in ("entra/secret-1",) if gitlab.group(g)]
     assert owned and levels(gitlab, owned[0]).get(pat["id"]) == OWNER
+
+
+# -- A group the bridge created, deleted by hand, and made again by someone else ---------------
+
+
+def test_a_group_someone_else_made_where_the_bridges_was_is_never_filled(
+    make_bridge: Any, gitlab: Any, serve: Any
+) -> None:
+    gitlab.add_group("entra")
+    bridge = make_bridge(gitlab, groups={"unmapped": "create", "default_access_level": OWNER})
+    live = serve(bridge)
+    pat = live.post("/Users", entra_user("pat@contoso.com", externalId="oid-pat")).json()
+    sam = live.post("/Users", entra_user("sam@contoso.com", externalId="oid-sam")).json()
+    group = live.post("/Groups", scim_group("Eng", pat["id"])).json()
+    bridge.run_worker()
+    (pat_account,) = gitlab.users_with_identity(PROVIDER, "oid-pat")
+    assert levels(gitlab, "entra/eng")[pat_account["id"]] == OWNER
+
+    gitlab.remove_group("entra/eng")  # by a GitLab administrator
+    theirs = gitlab.add_group("entra/eng")  # someone else's group, at the same path
+    keeper = gitlab.add_user("keeper", "keeper@contoso.com")
+    gitlab.add_member("entra/eng", keeper["id"], OWNER)
+    gitlab.clear_requests()
+    added = live.patch(
+        f"/Groups/{group['id']}",
+        [{"op": "Add", "path": "members", "value": [{"value": sam["id"]}]}],
+    )
+    assert added.status_code in (200, 204), added.text
+    bridge.run_worker()
+
+    assert levels(gitlab, "entra/eng") == {keeper["id"]: OWNER}
+    assert [r for r in gitlab.requests if r.method != "GET" and str(theirs["id"]) in r.path] == []
+    parked = [job for job in bridge.bridge.queue.list() if job.entity_id == "entra/eng"]
+    assert parked and "not the group the bridge created" in (parked[0].last_error or "")
+
+
+def test_a_deleted_group_of_the_bridges_is_made_again_and_filled(
+    make_bridge: Any, gitlab: Any, serve: Any
+) -> None:
+    gitlab.add_group("entra")
+    bridge = make_bridge(gitlab, groups={"unmapped": "create"})
+    live = serve(bridge)
+    pat = live.post("/Users", entra_user("pat@contoso.com", externalId="oid-pat")).json()
+    sam = live.post("/Users", entra_user("sam@contoso.com", externalId="oid-sam")).json()
+    group = live.post("/Groups", scim_group("Eng", pat["id"])).json()
+    bridge.run_worker()
+    gitlab.remove_group("entra/eng")  # by a GitLab administrator; nobody makes another
+    added = live.patch(
+        f"/Groups/{group['id']}",
+        [{"op": "Add", "path": "members", "value": [{"value": sam["id"]}]}],
+    )
+    assert added.status_code in (200, 204), added.text
+    bridge.run_worker()
+    (sam_account,) = gitlab.users_with_identity(PROVIDER, "oid-sam")
+    assert sam_account["id"] in levels(gitlab, "entra/eng")
+    assert bridge.bridge.group_targets.created_id("entra/eng") == gitlab.group("entra/eng")["id"]
+
+
+def test_a_group_created_before_ids_were_recorded_is_recorded_when_next_found(
+    make_bridge: Any, gitlab: Any, serve: Any
+) -> None:
+    gitlab.add_group("entra")
+    bridge = make_bridge(gitlab, groups={"unmapped": "create"})
+    live = serve(bridge)
+    pat = live.post("/Users", entra_user("pat@contoso.com", externalId="oid-pat")).json()
+    sam = live.post("/Users", entra_user("sam@contoso.com", externalId="oid-sam")).json()
+    group = live.post("/Groups", scim_group("Eng", pat["id"])).json()
+    bridge.run_worker()
+    with bridge.bridge.db.transaction(write=True) as tx:  # as a database from before 0012
+        tx.connection.execute(text("DELETE FROM created_groups"))
+    added = live.patch(
+        f"/Groups/{group['id']}",
+        [{"op": "Add", "path": "members", "value": [{"value": sam["id"]}]}],
+    )
+    assert added.status_code in (200, 204), added.text
+    bridge.run_worker()
+    (sam_account,) = gitlab.users_with_identity(PROVIDER, "oid-sam")
+    assert sam_account["id"] in levels(gitlab, "entra/eng")
+    assert bridge.bridge.group_targets.created_id("entra/eng") == gitlab.group("entra/eng")["id"]

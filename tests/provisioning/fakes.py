@@ -551,9 +551,16 @@ class FakeGroupTargets:
         self.changes: dict[str, list[str]] = {}  # SCIM group id → changed members, noted
         self.display_names: dict[str, str] = {}
         self.events: list[AuditEvent] = []
+        self.created_ids: dict[str, int] = {}
 
     def recorded(self, group_id: str) -> dict[str, Target]:
         return dict(self.mappings.get(group_id, {}))
+
+    def record_created(self, gitlab_group: str, gitlab_group_id: int) -> None:
+        self.created_ids[gitlab_group] = gitlab_group_id
+
+    def created_id(self, gitlab_group: str) -> int | None:
+        return self.created_ids.get(gitlab_group)
 
     def remap(
         self,
