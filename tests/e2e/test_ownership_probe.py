@@ -456,16 +456,26 @@ def member_writes(gitlab: Any) -> list[str]:
     ]
 
 
+def in_place_then_granted(make_bridge: Any, gitlab: Any, serve: Any, level: int) -> tuple[Any, ...]:
+    """jdoe, a member of acme/engineering at ``level`` before the bridge, then adopted by a SCIM
+    user put in "GitLab Developers" and "GitLab Leads": (bridge, live, jdoe, the SCIM user, the
+    developers' group, the leads' group)."""
+    bridge, live = rules_bridge(make_bridge, gitlab, serve)
+    jdoe = gitlab.add_user("jdoe", "jane.doe@contoso.com", name="J. Doe")
+    gitlab.add_member("acme/engineering", jdoe["id"], level)
+    adopted = live.post("/Users", entra_user("Jane.Doe@contoso.com", externalId=OID)).json()
+    devs = live.post("/Groups", scim_group("GitLab Developers", adopted["id"])).json()
+    leads = live.post("/Groups", scim_group("GitLab Leads", adopted["id"])).json()
+    bridge.run_worker()
+    return bridge, live, jdoe, adopted, devs, leads
+
+
 def test_a_higher_membership_found_in_place_survives_grants_group_delete_and_user_delete(
     make_bridge: Any, gitlab: Any, serve: Any
 ) -> None:
-    bridge, live = rules_bridge(make_bridge, gitlab, serve)
-    jdoe = gitlab.add_user("jdoe", "jane.doe@contoso.com", name="J. Doe")
-    gitlab.add_member("acme/engineering", jdoe["id"], OWNER)
-    adopted = live.post("/Users", entra_user("Jane.Doe@contoso.com", externalId=OID)).json()
-    group = live.post("/Groups", scim_group("GitLab Developers", adopted["id"])).json()
-    leads = live.post("/Groups", scim_group("GitLab Leads", adopted["id"])).json()
-    bridge.run_worker()
+    bridge, live, jdoe, adopted, group, leads = in_place_then_granted(
+        make_bridge, gitlab, serve, OWNER
+    )
     assert levels(gitlab, "acme/engineering") == {jdoe["id"]: OWNER}
     remove = [{"op": "Remove", "path": f'members[value eq "{adopted["id"]}"]'}]
     assert live.patch(f"/Groups/{leads['id']}", remove).status_code in (200, 204)
@@ -479,13 +489,9 @@ def test_a_higher_membership_found_in_place_survives_grants_group_delete_and_use
 def test_a_lower_membership_found_in_place_is_raised_then_restored_never_removed(
     make_bridge: Any, gitlab: Any, serve: Any
 ) -> None:
-    bridge, live = rules_bridge(make_bridge, gitlab, serve)
-    jdoe = gitlab.add_user("jdoe", "jane.doe@contoso.com", name="J. Doe")
-    gitlab.add_member("acme/engineering", jdoe["id"], REPORTER)
-    adopted = live.post("/Users", entra_user("Jane.Doe@contoso.com", externalId=OID)).json()
-    devs = live.post("/Groups", scim_group("GitLab Developers", adopted["id"])).json()
-    leads = live.post("/Groups", scim_group("GitLab Leads", adopted["id"])).json()
-    bridge.run_worker()
+    bridge, live, jdoe, adopted, devs, leads = in_place_then_granted(
+        make_bridge, gitlab, serve, REPORTER
+    )
     assert levels(gitlab, "acme/engineering") == {jdoe["id"]: MAINTAINER}
     remove = [{"op": "Remove", "path": f'members[value eq "{adopted["id"]}"]'}]
     assert live.patch(f"/Groups/{leads['id']}", remove).status_code in (200, 204)
@@ -588,77 +594,71 @@ def test_an_unmapped_group_named_like_an_existing_group_gets_its_own(
 # -- A group the bridge created, deleted by hand, and made again by someone else ---------------
 
 
+class EngGroup:
+    """With ``unmapped = "create"``: pat in the Entra group "Eng", whose GitLab group the bridge
+    made at entra/eng; sam provisioned, to be added later."""
+
+    def __init__(self, make_bridge: Any, gitlab: Any, serve: Any, **groups: Any) -> None:
+        gitlab.add_group("entra")
+        self.gitlab = gitlab
+        self.bridge = make_bridge(gitlab, groups={"unmapped": "create", **groups})
+        self.live = serve(self.bridge)
+        pat = self.live.post("/Users", entra_user("pat@contoso.com", externalId="oid-pat")).json()
+        self.sam = self.live.post("/Users", entra_user("sam@contoso.com", externalId="oid-sam"))
+        self.group = self.live.post("/Groups", scim_group("Eng", pat["id"])).json()
+        self.bridge.run_worker()
+        (self.pat_account,) = gitlab.users_with_identity(PROVIDER, "oid-pat")
+
+    def add_sam(self) -> None:
+        added = self.live.patch(
+            f"/Groups/{self.group['id']}",
+            [{"op": "Add", "path": "members", "value": [{"value": self.sam.json()["id"]}]}],
+        )
+        assert added.status_code in (200, 204), added.text
+        self.bridge.run_worker()
+
+    def sam_is_a_member_of_the_recorded_group(self) -> bool:
+        (sam_account,) = self.gitlab.users_with_identity(PROVIDER, "oid-sam")
+        recorded = self.bridge.bridge.group_targets.created_id("entra/eng")
+        return bool(
+            sam_account["id"] in levels(self.gitlab, "entra/eng")
+            and recorded == self.gitlab.group("entra/eng")["id"]
+        )
+
+
 def test_a_group_someone_else_made_where_the_bridges_was_is_never_filled(
     make_bridge: Any, gitlab: Any, serve: Any
 ) -> None:
-    gitlab.add_group("entra")
-    bridge = make_bridge(gitlab, groups={"unmapped": "create", "default_access_level": OWNER})
-    live = serve(bridge)
-    pat = live.post("/Users", entra_user("pat@contoso.com", externalId="oid-pat")).json()
-    sam = live.post("/Users", entra_user("sam@contoso.com", externalId="oid-sam")).json()
-    group = live.post("/Groups", scim_group("Eng", pat["id"])).json()
-    bridge.run_worker()
-    (pat_account,) = gitlab.users_with_identity(PROVIDER, "oid-pat")
-    assert levels(gitlab, "entra/eng")[pat_account["id"]] == OWNER
-
+    eng = EngGroup(make_bridge, gitlab, serve, default_access_level=OWNER)
+    assert levels(gitlab, "entra/eng")[eng.pat_account["id"]] == OWNER
     gitlab.remove_group("entra/eng")  # by a GitLab administrator
     theirs = gitlab.add_group("entra/eng")  # someone else's group, at the same path
     keeper = gitlab.add_user("keeper", "keeper@contoso.com")
     gitlab.add_member("entra/eng", keeper["id"], OWNER)
     gitlab.clear_requests()
-    added = live.patch(
-        f"/Groups/{group['id']}",
-        [{"op": "Add", "path": "members", "value": [{"value": sam["id"]}]}],
-    )
-    assert added.status_code in (200, 204), added.text
-    bridge.run_worker()
+
+    eng.add_sam()
 
     assert levels(gitlab, "entra/eng") == {keeper["id"]: OWNER}
     assert [r for r in gitlab.requests if r.method != "GET" and str(theirs["id"]) in r.path] == []
-    parked = [job for job in bridge.bridge.queue.list() if job.entity_id == "entra/eng"]
+    parked = [job for job in eng.bridge.bridge.queue.list() if job.entity_id == "entra/eng"]
     assert parked and "not the group the bridge created" in (parked[0].last_error or "")
 
 
 def test_a_deleted_group_of_the_bridges_is_made_again_and_filled(
     make_bridge: Any, gitlab: Any, serve: Any
 ) -> None:
-    gitlab.add_group("entra")
-    bridge = make_bridge(gitlab, groups={"unmapped": "create"})
-    live = serve(bridge)
-    pat = live.post("/Users", entra_user("pat@contoso.com", externalId="oid-pat")).json()
-    sam = live.post("/Users", entra_user("sam@contoso.com", externalId="oid-sam")).json()
-    group = live.post("/Groups", scim_group("Eng", pat["id"])).json()
-    bridge.run_worker()
+    eng = EngGroup(make_bridge, gitlab, serve)
     gitlab.remove_group("entra/eng")  # by a GitLab administrator; nobody makes another
-    added = live.patch(
-        f"/Groups/{group['id']}",
-        [{"op": "Add", "path": "members", "value": [{"value": sam["id"]}]}],
-    )
-    assert added.status_code in (200, 204), added.text
-    bridge.run_worker()
-    (sam_account,) = gitlab.users_with_identity(PROVIDER, "oid-sam")
-    assert sam_account["id"] in levels(gitlab, "entra/eng")
-    assert bridge.bridge.group_targets.created_id("entra/eng") == gitlab.group("entra/eng")["id"]
+    eng.add_sam()
+    assert eng.sam_is_a_member_of_the_recorded_group()
 
 
 def test_a_group_created_before_ids_were_recorded_is_recorded_when_next_found(
     make_bridge: Any, gitlab: Any, serve: Any
 ) -> None:
-    gitlab.add_group("entra")
-    bridge = make_bridge(gitlab, groups={"unmapped": "create"})
-    live = serve(bridge)
-    pat = live.post("/Users", entra_user("pat@contoso.com", externalId="oid-pat")).json()
-    sam = live.post("/Users", entra_user("sam@contoso.com", externalId="oid-sam")).json()
-    group = live.post("/Groups", scim_group("Eng", pat["id"])).json()
-    bridge.run_worker()
-    with bridge.bridge.db.transaction(write=True) as tx:  # as a database from before 0012
+    eng = EngGroup(make_bridge, gitlab, serve)
+    with eng.bridge.bridge.db.transaction(write=True) as tx:  # as a database from before 0012
         tx.connection.execute(text("DELETE FROM created_groups"))
-    added = live.patch(
-        f"/Groups/{group['id']}",
-        [{"op": "Add", "path": "members", "value": [{"value": sam["id"]}]}],
-    )
-    assert added.status_code in (200, 204), added.text
-    bridge.run_worker()
-    (sam_account,) = gitlab.users_with_identity(PROVIDER, "oid-sam")
-    assert sam_account["id"] in levels(gitlab, "entra/eng")
-    assert bridge.bridge.group_targets.created_id("entra/eng") == gitlab.group("entra/eng")["id"]
+    eng.add_sam()
+    assert eng.sam_is_a_member_of_the_recorded_group()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -30,25 +31,31 @@ def test_a_second_live_link_to_an_account_is_refused(db: Database) -> None:
     assert retired is not None and retired.gitlab_user_id is None, "the retired link lets go"
 
 
-def test_concurrent_claims_of_one_account_leave_one_live_link(db: Database) -> None:
-    links = LinkStore(db)
+def race(attempt: Callable[[str], None], runners: int = 8) -> list[str]:
+    """``attempt(user_id)`` by ``runners`` threads at once: "won" or "refused" (LinkTaken) each."""
     outcomes: list[str] = []
-    start = threading.Barrier(8)
+    start = threading.Barrier(runners)
 
-    def claim(user_id: str) -> None:
+    def run(user_id: str) -> None:
         start.wait()
         try:
-            links.save(UserLink(user_id, 42, "sam", "sam@x", "adopted"))
-            outcomes.append("linked")
+            attempt(user_id)
+            outcomes.append("won")
         except LinkTaken:
             outcomes.append("refused")
 
-    threads = [threading.Thread(target=claim, args=(f"user{n}",)) for n in range(8)]
+    threads = [threading.Thread(target=run, args=(f"user{n}",)) for n in range(runners)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(outcomes) == ["linked"] + ["refused"] * 7
+    return sorted(outcomes)
+
+
+def test_concurrent_claims_of_one_account_leave_one_live_link(db: Database) -> None:
+    links = LinkStore(db)
+    outcomes = race(lambda user_id: links.save(UserLink(user_id, 42, "sam", "sam@x", "adopted")))
+    assert outcomes == ["refused"] * 7 + ["won"]
     assert len([link for link in links.all() if link.gitlab_user_id == 42]) == 1
 
 
@@ -98,20 +105,6 @@ def test_a_claim_older_than_any_run_is_a_dead_runs_and_can_be_taken(db: Database
 
 def test_concurrent_claims_of_one_account_let_one_run_write(db: Database) -> None:
     links = LinkStore(db)
-    outcomes: list[str] = []
-    start = threading.Barrier(8)
-
-    def claim(user_id: str) -> None:
-        start.wait()
-        try:
-            links.claim_account(42, user_id, "sam")
-            outcomes.append("claimed")
-        except LinkTaken:
-            outcomes.append("refused")
-
-    threads = [threading.Thread(target=claim, args=(f"user{n}",)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == ["claimed"] + ["refused"] * 7
+    assert race(lambda user_id: links.claim_account(42, user_id, "sam")) == ["refused"] * 7 + [
+        "won"
+    ]
