@@ -297,19 +297,17 @@ def _error_response(error: Error) -> ScimResponse:
 
 
 def _to_flask(scim_response: ScimResponse) -> Response:
-    headers = dict(scim_response.headers)
+    _, headers, body = wsgi_parts(scim_response)
     if scim_response.body is None:
-        headers.pop("Content-Type", None)
         response = Response(status=int(scim_response.status), headers=headers)
         del response.headers["Content-Type"]  # a 204 or 304 has no body to describe
         return response
-    body = json.dumps(scim_response.body)
     return Response(body, status=int(scim_response.status), headers=headers)
 
 
 def wsgi_parts(scim_response: ScimResponse) -> tuple[str, list[tuple[str, str]], bytes]:
-    """The status line, headers and body ``_to_flask`` would make werkzeug send, for an answer
-    written without Flask (``scim.lookup_path``)."""
+    """The status line, headers and body of an answer, as werkzeug sends them: for Flask's
+    Response (``_to_flask``) and for answers written without Flask (``scim.lookup_path``)."""
     status = int(scim_response.status)
     headers = dict(scim_response.headers)
     body = b""

@@ -213,13 +213,15 @@ class LinkStore:
                     tx.connection,
                     {"account": link.gitlab_user_id, "link_user": link.user_id, "now": clock.now()},
                 )
+                # The account is this user's now: its claim (``claim_account``) has done its job.
+                # Only a link to a new account can follow a claim, so an update deletes nothing.
+                _RELEASE_CLAIMS.rowcount(tx.connection, {"link_user": link.user_id})
             changed = _UPDATE_LINK.rowcount(
                 tx.connection,
                 {"link_user": link.user_id, **{f"new_{k}": v for k, v in values.items()}},
             )
             if not changed:
                 tx.connection.execute(_INSERT_LINK, {"user_id": link.user_id, **values})
-            _RELEASE_CLAIMS.rowcount(tx.connection, {"link_user": link.user_id})
             if consumed is not None:
                 self.drop_pending(consumed)
 
